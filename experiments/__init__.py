@@ -1,0 +1,1 @@
+"""The comparison harness, data, trainers, experiment catalogue, reports and command line."""

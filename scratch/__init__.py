@@ -1,0 +1,12 @@
+"""The NumPy twin: a small deep-learning framework with PyTorch's names.
+
+``scratch`` imports NumPy and nothing else. Read it top to bottom:
+``scratch.nn`` holds modules, losses, initialisation and functional forms,
+``scratch.numerical`` the numerical gradients the backprop is checked against.
+"""
+from scratch import random
+from scratch.random import manual_seed, default_generator
+
+from scratch import graph, nn, numerical  # noqa: E402  (nn uses scratch.random)
+
+__all__ = ["graph", "nn", "numerical", "random", "manual_seed", "default_generator"]

@@ -1,0 +1,7 @@
+"""Modules, losses, initialisation and functional forms with ``torch.nn``'s names."""
+from scratch.nn import functional, init
+from scratch.nn.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from scratch.nn.linear import Flatten, Identity, Linear
+from scratch.nn.loss import CrossEntropyLoss, MSELoss
+from scratch.nn.module import Module, ModuleList, Sequential
+from scratch.nn.parameter import Parameter

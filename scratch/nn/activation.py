@@ -1,0 +1,122 @@
+"""Activation layers. Each caches what its backward needs, no more."""
+import numpy as np
+
+from scratch.nn import functional as F
+from scratch.nn.module import Module
+
+
+class ReLU(Module):
+    r"""y = max(x, 0);  dL/dx = g * [x > 0]  (0 at x = 0, as PyTorch)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+        self.mask = None  # cache: where x > 0
+
+    def forward(self, x):
+        self.mask = x > 0
+        if self.inplace:
+            np.maximum(x, 0, out=x)
+            return x
+        return F.relu(x)
+
+    def backward(self, grad_output):
+        return grad_output * self.mask
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class LeakyReLU(Module):
+    r"""y = x if x > 0 else negative_slope * x;  dL/dx = g * (1 if x > 0 else negative_slope)."""
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__()
+        self.negative_slope = negative_slope
+        self.inplace = inplace
+        self.mask = None  # cache: where x > 0
+
+    def forward(self, x):
+        self.mask = x > 0
+        return F.leaky_relu(x, self.negative_slope)
+
+    def backward(self, grad_output):
+        return np.where(self.mask, grad_output, grad_output * grad_output.dtype.type(self.negative_slope))
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class Sigmoid(Module):
+    r"""y = 1 / (1 + exp(-x));  dL/dx = g * y * (1 - y)."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = None  # cache: y
+
+    def forward(self, x):
+        self.out = F.sigmoid(x)
+        return self.out
+
+    def backward(self, grad_output):
+        return grad_output * (1 - self.out) * self.out
+
+
+class Tanh(Module):
+    r"""y = tanh(x);  dL/dx = g * (1 - y^2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = None  # cache: y
+
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, grad_output):
+        return grad_output * (1 - self.out * self.out)
+
+
+class Softmax(Module):
+    r"""y_i = exp(x_i) / sum_j exp(x_j) along ``dim``;  dL/dx = y * (g - sum_j g_j y_j)."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+        self.out = None  # cache: y
+        self.axis = None
+
+    def forward(self, x):
+        dim = F._softmax_dim("softmax", x.ndim) if self.dim is None else self.dim
+        self.axis = F._check_dim(dim, x.ndim)
+        self.out = F.softmax(x, self.axis)
+        return self.out
+
+    def backward(self, grad_output):
+        y = self.out
+        return y * (grad_output - (grad_output * y).sum(axis=self.axis, keepdims=True))
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    r"""y = x - log(sum_j exp(x_j)) along ``dim``;  dL/dx = g - softmax(x) * sum_j g_j."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+        self.out = None  # cache: y
+        self.axis = None
+
+    def forward(self, x):
+        dim = F._softmax_dim("log_softmax", x.ndim) if self.dim is None else self.dim
+        self.axis = F._check_dim(dim, x.ndim)
+        self.out = F.log_softmax(x, self.axis)
+        return self.out
+
+    def backward(self, grad_output):
+        return grad_output - np.exp(self.out) * grad_output.sum(axis=self.axis, keepdims=True)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"

@@ -1,0 +1,126 @@
+"""Linear (the book's Affine layer), Identity and Flatten."""
+import math
+
+import numpy as np
+
+from scratch.nn import functional as F
+from scratch.nn import init
+from scratch.nn.module import Module
+from scratch.nn.parameter import Parameter
+
+
+def check_dtype(module: Module, x: np.ndarray, weight: np.ndarray) -> None:
+    """Refuse mixed dtypes instead of letting NumPy upcast silently."""
+    if x.dtype != weight.dtype:
+        raise RuntimeError(
+            f"{module._get_name()}: input dtype {x.dtype} does not match parameter dtype {weight.dtype}; "
+            f"cast the input or call .to({x.dtype}) on the module"
+        )
+
+
+class Linear(Module):
+    r"""Applies y = x W^T + b.
+
+    Args:
+        in_features, out_features: sizes of each input and output sample.
+        bias: learn an additive bias (default True).
+        dtype: parameter dtype (default float32, as PyTorch's default).
+        generator: ``numpy.random.Generator`` for the initial weights.
+
+    Shapes: input (*, in_features) -> output (*, out_features);
+    weight (out_features, in_features), bias (out_features,).
+
+    Init (PyTorch's): W ~ U(-k, k) by kaiming_uniform_(a=sqrt(5)), b ~ U(-k, k), k = 1/sqrt(in_features).
+
+    Backward, with g = dL/dy flattened to (M, out) and x to (M, in):
+        dL/dW = g^T x,   dL/db = sum_M g,   dL/dx = g W.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None, generator=None):
+        super().__init__()
+        if in_features < 0 or out_features < 0:
+            raise ValueError(f"Linear: in_features and out_features must be >= 0, got {in_features}, {out_features}")
+        self.in_features = in_features
+        self.out_features = out_features
+        dtype = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
+        if not bias:
+            self.register_parameter("bias", None)
+        self.reset_parameters(generator)
+        self.x = None  # cache: the input, flattened to (M, in_features)
+
+    def reset_parameters(self, generator=None) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+            init.uniform_(self.bias, -bound, bound, generator=generator)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise RuntimeError(
+                f"Linear(in_features={self.in_features}, out_features={self.out_features}): expected input of "
+                f"shape (*, {self.in_features}), got {x.shape}"
+            )
+        check_dtype(self, x, self.weight.data)
+        self.x = x.reshape(-1, self.in_features)
+        out = F.linear(self.x, self.weight.data, None if self.bias is None else self.bias.data)
+        return out.reshape(x.shape[:-1] + (self.out_features,))
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        g = grad_output.reshape(-1, self.out_features)
+        self.weight.accumulate_grad(g.T @ self.x)
+        if self.bias is not None:
+            self.bias.accumulate_grad(g.sum(axis=0))
+        return (g @ self.weight.data).reshape(grad_output.shape[:-1] + (self.in_features,))
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Identity(Module):
+    """y = x; the gradient passes unchanged."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+class Flatten(Module):
+    """Flattens dims start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W) by default."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim = start_dim
+        self.end_dim = end_dim
+        self.input_shape = None  # cache
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self.input_shape = x.shape
+        n = max(x.ndim, 1)
+        start, end = self.start_dim, self.end_dim
+        for name, d in (("start_dim", start), ("end_dim", end)):
+            if not -n <= d < n:
+                raise IndexError(
+                    f"Flatten: {name}={d} out of range for input of {x.ndim} dims "
+                    f"(expected to be in range of [{-n}, {n - 1}])"
+                )
+        start, end = start % n, end % n
+        if start > end:
+            raise RuntimeError("Flatten: flatten() has invalid args: start_dim cannot come after end_dim")
+        if x.ndim == 0:
+            return x.reshape(1)
+        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output.reshape(self.input_shape)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -1,0 +1,48 @@
+"""Parameter: an array the optimizer updates, with the gradient beside it."""
+import numpy as np
+
+
+class Parameter:
+    """A trainable array.
+
+    ``data`` is the value, an ``ndarray`` updated in place by optimizers.
+    ``grad`` is ``None`` until a backward pass writes it; later backward passes
+    add to it (as in PyTorch) until ``zero_grad()`` sets it back to ``None``.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad")
+
+    def __init__(self, data, requires_grad: bool = True):
+        data = np.asarray(data)
+        if not np.issubdtype(data.dtype, np.floating):
+            raise TypeError(f"Parameter data must be floating point, got dtype {data.dtype}")
+        self.data = data
+        self.grad = None
+        self.requires_grad = requires_grad
+
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def accumulate_grad(self, grad: np.ndarray) -> None:
+        """Add ``grad`` (a fresh array the caller will not touch again) to ``.grad``."""
+        if not self.requires_grad:
+            return
+        if grad.shape != self.data.shape:
+            raise RuntimeError(
+                f"gradient of shape {grad.shape} does not match parameter of shape {self.data.shape}"
+            )
+        if self.grad is None:
+            self.grad = grad if grad.dtype == self.data.dtype else grad.astype(self.data.dtype)
+        else:
+            self.grad += grad
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"Parameter containing:\n{self.data!r}"
