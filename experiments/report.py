@@ -10,7 +10,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -95,6 +94,3 @@ def environment_markdown(env=None) -> str:
     env = env or environment()
     return "\n".join(f"- {k}: {v}" for k, v in env.items()) + "\n"
 
-
-def python_command() -> str:
-    return Path(sys.executable).name
