@@ -154,3 +154,7 @@ def check_against_numerical(case: LayerCase, rng) -> tuple:
     s, _, inputs, description = case.build(rng)
     s.to(np.float64)
     return description, gradcheck(s, *inputs, seed=int(rng.integers(2**31)))
+
+
+# Layers defined in other files register their cases on import (keep at the end).
+from experiments import layer_cases_extra  # noqa: E402,F401
