@@ -1,0 +1,1 @@
+"""The PyTorch twin: the book's models built from torch.nn, with the scratch twin's state-dict keys."""
