@@ -8,5 +8,6 @@ from scratch import random
 from scratch.random import manual_seed, default_generator
 
 from scratch import graph, nn, numerical  # noqa: E402  (nn uses scratch.random)
+from scratch import optim  # noqa: E402
 
 __all__ = ["graph", "nn", "numerical", "random", "manual_seed", "default_generator"]

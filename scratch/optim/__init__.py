@@ -1,0 +1,14 @@
+"""Optimizers and learning-rate schedulers with ``torch.optim``'s names, defaults and update rules.
+
+``scratch.optim.SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW`` follow
+PyTorch's documented rules operation by operation; ``scratch.optim.book``
+holds the book's own formulations (its SGD, Momentum, Nesterov, AdaGrad,
+RMSprop, Adam) and says where each differs; ``scratch.optim.lr_scheduler``
+holds the schedulers.
+"""
+from scratch.optim.optimizer import Optimizer
+from scratch.optim.sgd import SGD
+from scratch.optim.adam import Adam
+from scratch.optim.adamw import AdamW
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]

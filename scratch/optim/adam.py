@@ -1,0 +1,110 @@
+"""Adam: adaptive moment estimation, with bias correction, AMSGrad and (optionally decoupled) weight decay."""
+import numpy as np
+
+from scratch.optim.optimizer import Optimizer, _check_unsupported, _grad, _lerp_, _new_step
+
+
+class Adam(Optimizer):
+    r"""Implements the Adam algorithm, as ``torch.optim.Adam``.
+
+    For each parameter theta with gradient g, with m = v = v_max = 0 at first, at step t = 1, 2, ...:
+
+        if maximize:        g <- -g
+        if weight_decay:    theta <- theta * (1 - lr * weight_decay)   if decoupled_weight_decay (AdamW)
+                            g <- g + weight_decay * theta              otherwise (an L2 penalty)
+        m <- beta1 m + (1 - beta1) g              (computed as torch.lerp: m + (1 - beta1)(g - m))
+        v <- beta2 v + (1 - beta2) g^2
+        if amsgrad:         v_max <- max(v_max, v);  v <- v_max for the update below
+        bias_correction1 = 1 - beta1^t,   bias_correction2 = 1 - beta2^t
+        denom = sqrt(v) / sqrt(bias_correction2) + eps
+        theta <- theta - (lr / bias_correction1) * m / denom
+
+    that is, theta <- theta - lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1^t),
+    v_hat = v / (1 - beta2^t). The operations are done in torch's order, so a
+    float64 run matches torch's to round-off. The book's Adam puts eps outside
+    the bias correction (see ``scratch.optim.book.Adam``).
+
+    Args:
+        params: Parameters or dicts defining parameter groups.
+        lr: learning rate (default: 1e-3).
+        betas: coefficients of the running averages of g and g^2 (default: (0.9, 0.999)).
+        eps: term added to the denominator for numerical stability (default: 1e-8).
+        weight_decay: weight decay (L2 penalty) (default: 0).
+        amsgrad: use the AMSGrad variant, normalising by the largest v so far (default: False).
+        maximize: maximize the objective instead of minimizing (default: False).
+        decoupled_weight_decay: decay the weights directly, as AdamW (default: False).
+        foreach, capturable, fused: accepted so that code and state dicts move between
+            the twins; NumPy has one implementation, so they select nothing.
+        differentiable: must be False (scratch has no autograd).
+
+    State per parameter: ``step`` (a 0-d float32 array, as torch's), ``exp_avg``,
+    ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq``.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, foreach=None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False, fused=None,
+                 decoupled_weight_decay: bool = False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not (isinstance(betas[0], float) and isinstance(betas[1], float)):
+            raise ValueError("betas must be either both floats or both Tensors")
+        _check_unsupported(type(self).__name__, differentiable)
+        defaults = dict(lr=lr, betas=(betas[0], betas[1]), eps=eps, weight_decay=weight_decay,
+                        amsgrad=amsgrad, maximize=maximize, foreach=foreach, capturable=capturable,
+                        differentiable=differentiable, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; returns ``closure()`` if one is given."""
+        loss = self._closure(closure)
+        for group in self.param_groups:
+            lr, eps, weight_decay, amsgrad = group["lr"], group["eps"], group["weight_decay"], group["amsgrad"]
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = _grad(p, group["maximize"])
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = _new_step()
+                    state["exp_avg"] = np.zeros_like(p.data)
+                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                    if amsgrad:
+                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+
+                state["step"] += 1
+                if weight_decay != 0:
+                    if group["decoupled_weight_decay"]:
+                        p.data *= 1 - lr * weight_decay
+                    else:
+                        g = g + weight_decay * p.data
+
+                _lerp_(exp_avg, g, 1 - beta1)
+                exp_avg_sq *= beta2
+                exp_avg_sq += (1 - beta2) * g * g
+
+                step = float(state["step"])
+                bias_correction1 = 1 - beta1**step
+                bias_correction2 = 1 - beta2**step
+                step_size = lr / bias_correction1
+                bias_correction2_sqrt = bias_correction2**0.5
+
+                if amsgrad:
+                    np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+                    denom = np.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt
+                else:
+                    denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt
+                denom += eps
+                p.data += -step_size * exp_avg / denom
+        return loss
