@@ -10,5 +10,7 @@ from scratch.optim.optimizer import Optimizer
 from scratch.optim.sgd import SGD
 from scratch.optim.adam import Adam
 from scratch.optim.adamw import AdamW
+from scratch.optim.adagrad import Adagrad
+from scratch.optim.rmsprop import RMSprop
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
