@@ -2,3 +2,4 @@
 
 Add one line here per file of cases (``experiments/layer_cases_<family>.py``).
 """
+from experiments import layer_cases_conv  # noqa: E402,F401  Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d

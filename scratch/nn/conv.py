@@ -1,0 +1,205 @@
+"""Conv2d: cross-correlation over (N, C, H, W) images, as one matrix product per group."""
+import math
+
+import numpy as np
+
+from scratch.nn import init
+from scratch.nn.im2col import col2im, conv_output_size, im2col, pad_channels_last
+from scratch.nn.linear import check_dtype
+from scratch.nn.module import Module
+from scratch.nn.parameter import Parameter
+
+
+def _pair(value, name: str) -> tuple:
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ValueError(f"{name} must be an int or a tuple of 2 ints, got {value}")
+    return value
+
+
+class Conv2d(Module):
+    r"""2-D cross-correlation, as ``torch.nn.Conv2d``:
+
+        out[n, o, i, j] = bias[o] + sum_{c, p, q} weight[o, c, p, q]
+                                    * x_pad[n, g*C/G + c, i*sh + p*dh, j*sw + q*dw]
+
+    for output channel o in group g = o // (O/G), c over that group's C/G input channels.
+
+    Args:
+        in_channels (C), out_channels (O): channels of input and output.
+        kernel_size: int or (KH, KW).
+        stride: int or (sh, sw), default 1.
+        padding: int, (ph, pw), 'valid' (= 0) or 'same' (output as large as the
+            input; stride 1 only; an odd total padding puts the extra row/column
+            at the bottom/right, as PyTorch does). Default 0. Zeros are padded.
+        dilation: int or (dh, dw), spacing between kernel taps, default 1.
+        groups: G, the channels split into G independent convolutions, default 1.
+        bias: learn an additive bias, default True.
+        padding_mode: only 'zeros' (PyTorch's default).
+        dtype: parameter dtype (default float32); generator: for the initial weights.
+
+    Shapes: input (N, C, H, W) or (C, H, W) -> output (N, O, OH, OW) or (O, OH, OW),
+        OH = floor((H + 2 ph - dh (KH - 1) - 1) / sh) + 1 (likewise OW);
+        weight (O, C/G, KH, KW), bias (O,).
+
+    Init (PyTorch's): kaiming_uniform_(a=sqrt(5)), i.e. U(-k, k) for weight and
+    bias with k = 1/sqrt(fan_in), fan_in = C/G * KH * KW.
+
+    Computation (per group): the padded input is laid out channels-last and its
+    windows copied into col (N*OH*OW, KH*KW*C) (``im2col``); then
+        out = col @ W^T + b,  W = weight as (O, KH*KW*C);
+    backward, with g = dL/dout as (N*OH*OW, O):
+        dL/dW = g^T col,  dL/db = sum g,  dL/dx = col2im(g W).
+    The output is returned in channels-last memory (a transposed view with the
+    (N, O, OH, OW) shape): elementwise layers and pooling keep that layout and
+    the next convolution reads it without reordering, as PyTorch's channels_last.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=None, generator=None):
+        super().__init__()
+        if not isinstance(groups, (int, np.integer)) or groups <= 0:
+            raise ValueError("groups must be a positive integer")
+        if in_channels % groups != 0:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups != 0:
+            raise ValueError("out_channels must be divisible by groups")
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"Conv2d: padding_mode={padding_mode!r} is not implemented (only 'zeros')")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, int(groups)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.dilation = _pair(dilation, "dilation")
+        if min(self.kernel_size) <= 0:
+            raise ValueError(f"Conv2d: kernel_size should be greater than zero, got {self.kernel_size}")
+        if min(self.stride) <= 0:
+            raise ValueError(f"Conv2d: non-positive stride is not supported, got {self.stride}")
+        if min(self.dilation) <= 0:
+            raise ValueError(f"Conv2d: dilation should be greater than zero, got {self.dilation}")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'same', 'valid'}}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            self.padding = padding
+        else:
+            self.padding = _pair(padding, "padding")
+            if min(self.padding) < 0:
+                raise ValueError(f"Conv2d: negative padding is not supported, got {self.padding}")
+        self.padding_mode = padding_mode
+        self._pads = self._explicit_pads()
+        dtype = np.dtype(dtype or np.float32)
+        kh, kw = self.kernel_size
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups, kh, kw), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters(generator)
+        self.cache = None  # (cols per group, padded channels-last shape, output size, unbatched)
+
+    def _explicit_pads(self) -> tuple:
+        """(top, bottom, left, right) zero padding."""
+        if self.padding == "valid":
+            return 0, 0, 0, 0
+        if self.padding == "same":
+            pads = []
+            for d, k in zip(self.dilation, self.kernel_size):
+                total = d * (k - 1)
+                pads += [total // 2, total - total // 2]
+            return tuple(pads)
+        ph, pw = self.padding
+        return ph, ph, pw, pw
+
+    def reset_parameters(self, generator=None) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound, generator=generator)
+
+    # -- forward --------------------------------------------------------
+    def _check_input(self, x: np.ndarray) -> None:
+        if x.ndim not in (3, 4):
+            raise RuntimeError(
+                f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: {list(x.shape)}"
+            )
+        if x.ndim == 4 and x.shape[1] != self.in_channels or x.ndim == 3 and x.shape[0] != self.in_channels:
+            shape = list(x.shape) if x.ndim == 4 else [1] + list(x.shape)
+            raise RuntimeError(
+                f"Given groups={self.groups}, weight of size {list(self.weight.shape)}, expected input{shape} "
+                f"to have {self.in_channels} channels, but got {shape[1]} channels instead"
+            )
+        check_dtype(self, x, self.weight.data)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self._check_input(x)
+        unbatched = x.ndim == 3
+        if unbatched:
+            x = x[None]
+        N, C, H, W = x.shape
+        top, bottom, left, right = self._pads
+        Hp, Wp = H + top + bottom, W + left + right
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        if Hp < dh * (kh - 1) + 1 or Wp < dw * (kw - 1) + 1:
+            raise RuntimeError(
+                f"Calculated padded input size per channel: ({Hp} x {Wp}). Kernel size: "
+                f"({dh * (kh - 1) + 1} x {dw * (kw - 1) + 1}). Kernel size can't be greater than actual input size"
+            )
+        oh, ow = conv_output_size(Hp, kh, sh, 0, dh), conv_output_size(Wp, kw, sw, 0, dw)
+        xp = pad_channels_last(x, self._pads)  # (N, Hp, Wp, C)
+        G, O = self.groups, self.out_channels
+        Cg, Og = C // G, O // G
+        out = np.empty((N * oh * ow, O), dtype=x.dtype)
+        cols = []
+        for g in range(G):
+            col = im2col(xp[..., g * Cg:(g + 1) * Cg], self.kernel_size, self.stride, self.dilation)
+            w = self.weight.data[g * Og:(g + 1) * Og].transpose(0, 2, 3, 1).reshape(Og, -1)
+            np.matmul(col, w.T, out=out[:, g * Og:(g + 1) * Og] if G > 1 else out)
+            cols.append(col)
+        if self.bias is not None:
+            out += self.bias.data
+        self.cache = (cols, xp.shape, (oh, ow), unbatched)
+        out = out.reshape(N, oh, ow, O).transpose(0, 3, 1, 2)
+        return out[0] if unbatched else out
+
+    # -- backward -------------------------------------------------------
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        cols, padded_shape, (oh, ow), unbatched = self.cache
+        if unbatched:
+            grad_output = grad_output[None]
+        N, Hp, Wp, C = padded_shape
+        G, O = self.groups, self.out_channels
+        Cg, Og = C // G, O // G
+        kh, kw = self.kernel_size
+        g_all = grad_output.transpose(0, 2, 3, 1).reshape(N * oh * ow, O)  # a copy only if not channels-last
+        if self.bias is not None:
+            self.bias.accumulate_grad(g_all.sum(axis=0))
+        dxp = np.zeros(padded_shape, dtype=g_all.dtype)
+        dw = np.empty(self.weight.shape, dtype=g_all.dtype)
+        for g in range(G):
+            gg = g_all[:, g * Og:(g + 1) * Og] if G > 1 else g_all
+            dw_g = (gg.T @ cols[g]).reshape(Og, kh, kw, Cg)
+            dw[g * Og:(g + 1) * Og] = dw_g.transpose(0, 3, 1, 2)
+            w = self.weight.data[g * Og:(g + 1) * Og].transpose(0, 2, 3, 1).reshape(Og, -1)
+            col2im(gg @ w, (N, Hp, Wp, Cg), self.kernel_size, self.stride, self.dilation,
+                   out=dxp[..., g * Cg:(g + 1) * Cg])
+        self.weight.accumulate_grad(dw)
+        top, bottom, left, right = self._pads
+        dx = dxp[:, top:Hp - bottom, left:Wp - right].transpose(0, 3, 1, 2)
+        return dx[0] if unbatched else dx
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

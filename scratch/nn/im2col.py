@@ -1,0 +1,137 @@
+"""im2col and col2im: a convolution as one matrix product.
+
+A convolution slides a (KH, KW) window over the image and takes a dot product
+with the filter at every position. im2col copies every window into one row of a
+matrix, so that all those dot products become a single BLAS matrix product:
+
+    col (N*OH*OW, KH*KW*C) @ weight (KH*KW*C, O) -> out (N*OH*OW, O)
+
+The fast version works channels-last, on (N, H, W, C) arrays: there a window
+row of KW pixels by C channels is one contiguous run of memory, so the copy is
+cheap, and the product's output (N, OH, OW, O) is channels-last again. The
+windows themselves are a strided *view* of the padded input (no copy): moving
+one output pixel moves ``stride`` input pixels, moving one kernel tap moves
+``dilation`` pixels.
+
+col2im is im2col's adjoint (its transpose): it adds every row of a column
+gradient back onto the pixels that row was copied from. The loop runs over the
+KH*KW kernel offsets only; each step is one vectorised add over all samples
+and output pixels.
+
+``im2col_book`` / ``col2im_book`` are the book's teaching versions (channels
+first, (C, KH, KW) column order, loops over the kernel offsets), kept for
+reading and tested equal to the fast ones.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """PyTorch's formula: floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pad_channels_last(x: np.ndarray, pads, value=0.0) -> np.ndarray:
+    """(N, C, H, W) -> padded (N, top+H+bottom, left+W+right, C), in one copy.
+
+    ``pads`` = (top, bottom, left, right). Transposing and padding in the same
+    write means a channels-first input is reordered once, and a channels-last
+    one (the output of a previous layer) is read in memory order.
+    """
+    top, bottom, left, right = pads
+    N, C, H, W = x.shape
+    xt = x.transpose(0, 2, 3, 1)
+    if not (top or bottom or left or right):
+        return np.ascontiguousarray(xt)
+    out = np.empty((N, top + H + bottom, left + W + right, C), dtype=x.dtype)
+    # Only the border is filled with the pad value; the interior is written once.
+    out[:, :top] = value
+    out[:, top + H:] = value
+    out[:, top:top + H, :left] = value
+    out[:, top:top + H, left + W:] = value
+    out[:, top:top + H, left:left + W] = xt
+    return out
+
+
+def windows(x: np.ndarray, kernel, stride, dilation, out_size) -> np.ndarray:
+    """The (N, OH, OW, KH, KW, C) view of all windows of a channels-last (N, H, W, C) array.
+
+    A read-only view: nothing is copied. Element [n, i, j, p, q, c] is
+    x[n, i*sh + p*dh, j*sw + q*dw, c].
+    """
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_size
+    sN, sH, sW, sC = x.strides
+    return as_strided(x, shape=(x.shape[0], oh, ow, kh, kw, x.shape[3]),
+                      strides=(sN, sH * sh, sW * sw, sH * dh, sW * dw, sC), writeable=False)
+
+
+def im2col(x: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1)) -> np.ndarray:
+    """Channels-last windows as a matrix: (N, H, W, C) -> (N*OH*OW, KH*KW*C), a fresh contiguous array.
+
+    ``x`` is already padded. Column order is (kh, kw, c), matching a weight
+    (O, C, KH, KW) transposed to (O, KH, KW, C).
+    """
+    N, H, W, C = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, ow = conv_output_size(H, kh, sh, 0, dh), conv_output_size(W, kw, sw, 0, dw)
+    view = windows(x, kernel, stride, dilation, (oh, ow))
+    col = np.empty((N, oh, ow, kh, kw, C), dtype=x.dtype)
+    # One strided copy per kernel row: each source run is KW*C (dilation 1) contiguous values.
+    for p in range(kh):
+        col[:, :, :, p] = view[:, :, :, p]
+    return col.reshape(N * oh * ow, kh * kw * C)
+
+
+def col2im(col: np.ndarray, shape, kernel, stride=(1, 1), dilation=(1, 1), out=None) -> np.ndarray:
+    """im2col's adjoint: (N*OH*OW, KH*KW*C) -> (N, H, W, C), summing overlapping windows.
+
+    ``shape`` is the padded input's (N, H, W, C). With ``out`` the sums are
+    added into it (it must be zeroed by the caller if a fresh result is wanted).
+    """
+    N, H, W, C = shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, ow = conv_output_size(H, kh, sh, 0, dh), conv_output_size(W, kw, sw, 0, dw)
+    col = col.reshape(N, oh, ow, kh, kw, C)
+    if out is None:
+        out = np.zeros(shape, dtype=col.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            # The pixels tap (p, q) of every window touched: a strided slice, hit once per output pixel.
+            out[:, p * dh:p * dh + sh * (oh - 1) + 1:sh, q * dw:q * dw + sw * (ow - 1) + 1:sw] += col[:, :, :, p, q]
+    return out
+
+
+# -- the book's teaching versions (channels first) ---------------------------
+def im2col_book(input_data: np.ndarray, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """The book's im2col: (N, C, H, W) -> (N*OH*OW, C*FH*FW), columns in (c, kh, kw) order.
+
+    For each kernel offset (y, x), the pixels that offset sees in every window
+    are one strided slice of the padded image.
+    """
+    N, C, H, W = input_data.shape
+    out_h = (H + 2 * pad - filter_h) // stride + 1
+    out_w = (W + 2 * pad - filter_w) // stride + 1
+    img = np.pad(input_data, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.zeros((N, C, filter_h, filter_w, out_h, out_w), dtype=input_data.dtype)
+    for y in range(filter_h):
+        y_max = y + stride * out_h
+        for x in range(filter_w):
+            x_max = x + stride * out_w
+            col[:, :, y, x, :, :] = img[:, :, y:y_max:stride, x:x_max:stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * out_h * out_w, -1)
+
+
+def col2im_book(col: np.ndarray, input_shape, filter_h: int, filter_w: int, stride: int = 1,
+                pad: int = 0) -> np.ndarray:
+    """The book's col2im: (N*OH*OW, C*FH*FW) -> (N, C, H, W), overlapping windows summed."""
+    N, C, H, W = input_shape
+    out_h = (H + 2 * pad - filter_h) // stride + 1
+    out_w = (W + 2 * pad - filter_w) // stride + 1
+    col = col.reshape(N, out_h, out_w, C, filter_h, filter_w).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad + stride - 1, W + 2 * pad + stride - 1), dtype=col.dtype)
+    for y in range(filter_h):
+        y_max = y + stride * out_h
+        for x in range(filter_w):
+            x_max = x + stride * out_w
+            img[:, :, y:y_max:stride, x:x_max:stride] += col[:, :, y, x, :, :]
+    return img[:, :, pad:H + pad, pad:W + pad]

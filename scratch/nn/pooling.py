@@ -1,0 +1,266 @@
+"""Pooling over (N, C, H, W) images: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d.
+
+Max and average pooling loop over the KH*KW kernel offsets, never over pixels:
+for each offset (p, q), the values that offset sees in every window form one
+strided slice of the (padded) input, so a pooling layer is KH*KW vectorised
+operations. The work is done in a channels-last view of the input, so that a
+channels-last input (what Conv2d returns) is read in memory order; the output
+keeps the input's layout.
+"""
+import numpy as np
+
+from scratch.nn.conv import _pair
+from scratch.nn.module import Module
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling formula; with ceil_mode the last window must start inside the input or left padding."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _batched(name: str, x: np.ndarray):
+    x = np.asarray(x)
+    if x.ndim not in (3, 4) or x.size == 0:
+        raise RuntimeError(f"{name}: non-empty 3D or 4D (batch mode) tensor expected for input, got shape {x.shape}")
+    return (x[None], True) if x.ndim == 3 else (x, False)
+
+
+def _tap(a: np.ndarray, p: int, q: int, stride, dilation, out_size) -> np.ndarray:
+    """The strided slice of channels-last ``a`` (N, H, W, C) that kernel tap (p, q) sees in every window."""
+    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_size
+    return a[:, p * dh:p * dh + sh * (oh - 1) + 1:sh, q * dw:q * dw + sw * (ow - 1) + 1:sw]
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None or stride == [] else _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.dilation = _pair(dilation, "dilation")
+        self.ceil_mode = bool(ceil_mode)
+        if min(self.kernel_size) <= 0:
+            raise ValueError(f"{self._get_name()}: kernel_size must be greater than zero, got {self.kernel_size}")
+        if min(self.stride) <= 0:
+            raise ValueError(f"{self._get_name()}: stride must be greater than zero, got {self.stride}")
+        if min(self.dilation) <= 0:
+            raise ValueError(f"{self._get_name()}: dilation must be greater than zero, got {self.dilation}")
+        for p, k, d in zip(self.padding, self.kernel_size, self.dilation):
+            # PyTorch checks both p <= (d (k - 1) + 1) / 2 and p <= k / 2; the second is the tighter.
+            if p < 0 or p > k // 2:
+                raise ValueError(
+                    f"pad should be at most half of effective kernel size, but got pad={p}, kernel_size={k} "
+                    f"and dilation={d}"
+                )
+        self.cache = None
+
+    def _geometry(self, x: np.ndarray):
+        """Output size and the (bottom, right) padding that lets the last ceil_mode window fit."""
+        N, C, H, W = x.shape
+        out, extra = [], []
+        for size, k, s, p, d in zip((H, W), self.kernel_size, self.stride, self.padding, self.dilation):
+            o = pool_output_size(size, k, s, p, d, self.ceil_mode)
+            out.append(o)
+            extra.append(max((o - 1) * s + d * (k - 1) + 1 - size - p, p))
+        if min(out) <= 0:
+            raise RuntimeError(
+                f"Given input size: ({C}x{H}x{W}). Calculated output size: ({C}x{out[0]}x{out[1]}). "
+                "Output size is too small"
+            )
+        (ph, pw), (eh, ew) = self.padding, extra
+        return tuple(out), (ph, eh, pw, ew)
+
+    def extra_repr(self) -> str:
+        def one(v):
+            return v[0] if v[0] == v[1] else v
+        return (f"kernel_size={one(self.kernel_size)}, stride={one(self.stride)}, padding={one(self.padding)}")
+
+
+def _pad_nhwc(xt: np.ndarray, pads, value) -> np.ndarray:
+    """Pad a channels-last (N, H, W, C) view; no copy when there is nothing to pad."""
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return xt
+    N, H, W, C = xt.shape
+    out = np.full((N, top + H + bottom, left + W + right, C), value, dtype=xt.dtype)
+    out[:, top:top + H, left:left + W] = xt
+    return out
+
+
+class MaxPool2d(_Pool2d):
+    r"""out[n, c, i, j] = max_{p, q} x_pad[n, c, i*sh + p*dh, j*sw + q*dw], padding with -inf.
+
+    Args: kernel_size, stride (default kernel_size), padding (<= half the
+    effective kernel), dilation, ceil_mode (round the output size up, keeping
+    windows that start inside the input or the left padding), as PyTorch.
+
+    Shapes: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW),
+    OH = floor_or_ceil((H + 2 ph - dh (KH - 1) - 1) / sh) + 1.
+
+    Backward: the whole gradient of each output goes to the one input element
+    that was its maximum; with ties, the first in the window's row-major scan
+    (a NaN counts as the maximum), which is the index PyTorch's kernel picks.
+    Overlapping windows add their gradients.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        if return_indices:
+            raise NotImplementedError("MaxPool2d: return_indices=True is not implemented")
+        super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
+        self.return_indices = False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x, unbatched = _batched("max_pool2d", x)
+        out_size, pads = self._geometry(x)
+        xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, -np.inf)
+        kh, kw = self.kernel_size
+        best = _tap(xp, 0, 0, self.stride, self.dilation, out_size).copy()
+        arg = np.zeros(best.shape, dtype=np.uint8 if kh * kw < 256 else np.int32)
+        mask = np.empty(best.shape, dtype=bool)
+        for k in range(1, kh * kw):
+            tap = _tap(xp, k // kw, k % kw, self.stride, self.dilation, out_size)
+            # PyTorch's rule: take the new value if it is larger, or NaN; ties keep the first.
+            np.greater(tap, best, out=mask)
+            mask |= np.isnan(tap)
+            np.copyto(best, tap, where=mask)
+            np.copyto(arg, k, where=mask)
+        self.cache = (arg, xp.shape, pads, out_size, unbatched)
+        out = best.transpose(0, 3, 1, 2)
+        return out[0] if unbatched else out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        arg, padded_shape, pads, out_size, unbatched = self.cache
+        g = (grad_output[None] if unbatched else grad_output).transpose(0, 2, 3, 1)
+        dxp = np.zeros(padded_shape, dtype=g.dtype)
+        kh, kw = self.kernel_size
+        for k in range(kh * kw):
+            tap = _tap(dxp, k // kw, k % kw, self.stride, self.dilation, out_size)
+            np.add(tap, g, out=tap, where=arg == k)
+        top, bottom, left, right = pads
+        dx = dxp[:, top:padded_shape[1] - bottom, left:padded_shape[2] - right].transpose(0, 3, 1, 2)
+        return dx[0] if unbatched else dx
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", dilation={self.dilation[0] if self.dilation[0] == self.dilation[1] else self.dilation}, ceil_mode={self.ceil_mode}"
+
+
+class AvgPool2d(_Pool2d):
+    r"""out[n, c, i, j] = (1 / D_ij) sum_{p, q} x_pad[n, c, i*sh + p, j*sw + q], zero padding.
+
+    Args: kernel_size, stride (default kernel_size), padding (<= half the
+    kernel), ceil_mode, count_include_pad (default True), divisor_override.
+
+    The divisor D_ij, as PyTorch computes it: the window clipped to the padded
+    input (H + 2 ph rows) has (h1 - h0) rows and (w1 - w0) columns; D = that
+    area with count_include_pad, else the area of the window clipped to the
+    input itself; or ``divisor_override`` when given. D is a product of a row
+    factor and a column factor, so it is an outer product of two vectors.
+
+    Shapes: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW).
+
+    Backward: dL/dx_pad[window of (i, j)] += g[i, j] / D_ij, windows adding up.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override=None):
+        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
+        if divisor_override is not None and divisor_override == 0:
+            raise RuntimeError("divisor must be not zero")
+        self.count_include_pad = bool(count_include_pad)
+        self.divisor_override = divisor_override
+
+    def _divisor(self, H: int, W: int, out_size, dtype) -> np.ndarray:
+        if self.divisor_override is not None:
+            return np.asarray(self.divisor_override, dtype=dtype)
+        factors = []
+        for size, o, k, s, p in zip((H, W), out_size, self.kernel_size, self.stride, self.padding):
+            start = np.arange(o) * s - p
+            end = np.minimum(start + k, size + p)
+            if not self.count_include_pad:
+                start, end = np.maximum(start, 0), np.minimum(end, size)
+            factors.append(end - start)
+        return np.multiply.outer(factors[0], factors[1]).astype(dtype)[:, :, None]  # (OH, OW, 1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x, unbatched = _batched("avg_pool2d", x)
+        out_size, pads = self._geometry(x)
+        xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, 0)
+        kh, kw = self.kernel_size
+        total = _tap(xp, 0, 0, self.stride, self.dilation, out_size).copy()
+        for k in range(1, kh * kw):
+            total += _tap(xp, k // kw, k % kw, self.stride, self.dilation, out_size)
+        divisor = self._divisor(x.shape[2], x.shape[3], out_size, x.dtype)
+        total /= divisor
+        self.cache = (divisor, xp.shape, pads, out_size, unbatched)
+        out = total.transpose(0, 3, 1, 2)
+        return out[0] if unbatched else out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        divisor, padded_shape, pads, out_size, unbatched = self.cache
+        g = (grad_output[None] if unbatched else grad_output).transpose(0, 2, 3, 1) / divisor
+        dxp = np.zeros(padded_shape, dtype=g.dtype)
+        kh, kw = self.kernel_size
+        for k in range(kh * kw):
+            _tap(dxp, k // kw, k % kw, self.stride, self.dilation, out_size)[...] += g
+        top, bottom, left, right = pads
+        dx = dxp[:, top:padded_shape[1] - bottom, left:padded_shape[2] - right].transpose(0, 3, 1, 2)
+        return dx[0] if unbatched else dx
+
+
+class AdaptiveAvgPool2d(Module):
+    r"""Average pooling to a fixed output size (OH, OW), whatever the input size.
+
+    Output row i averages input rows [floor(i H / OH), ceil((i+1) H / OH)), as
+    PyTorch; likewise columns. That is a linear map on each axis, so
+        out = A_h x A_w^T,   A_h[i, r] = 1 / len_i for r in window i (else 0),
+    two small matrix products; backward: dL/dx = A_h^T g A_w.
+
+    Args: output_size: int or (OH, OW); None in the tuple keeps that input size.
+    Shapes: (N, C, H, W) or (C, H, W) -> (N, C, OH, OW) or (C, OH, OW).
+    """
+
+    def __init__(self, output_size):
+        super().__init__()
+        if isinstance(output_size, (int, np.integer)) or output_size is None:
+            output_size = (output_size, output_size)
+        self.output_size = tuple(output_size)
+        if len(self.output_size) != 2:
+            raise ValueError(f"AdaptiveAvgPool2d: output_size must be an int or a pair, got {output_size}")
+        self.cache = None
+
+    @staticmethod
+    def _averaging_matrix(size: int, out: int, dtype) -> np.ndarray:
+        i = np.arange(out)
+        start = (i * size) // out
+        end = -((-(i + 1) * size) // out)
+        r = np.arange(size)
+        inside = (r >= start[:, None]) & (r < end[:, None])
+        return (inside / (end - start)[:, None]).astype(dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim not in (3, 4):
+            raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(x.shape)}")
+        H, W = x.shape[-2:]
+        oh, ow = (H if self.output_size[0] is None else self.output_size[0],
+                  W if self.output_size[1] is None else self.output_size[1])
+        if oh <= 0 or ow <= 0 or H == 0 or W == 0:
+            raise RuntimeError(
+                f"adaptive_avg_pool2d(): output size {(oh, ow)} and input size {(H, W)} must be non-empty"
+            )
+        a_h = self._averaging_matrix(H, oh, x.dtype)
+        a_w = self._averaging_matrix(W, ow, x.dtype)
+        self.cache = (a_h, a_w)
+        return a_h @ x @ a_w.T
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        a_h, a_w = self.cache
+        return a_h.T @ grad_output @ a_w
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size if self.output_size[0] != self.output_size[1] else self.output_size[0]}"
