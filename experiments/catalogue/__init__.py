@@ -1,0 +1,110 @@
+"""The experiment catalogue: one file per experiment, found automatically.
+
+Every module in this package registers one experiment with ``@experiment``;
+``all_experiments()`` imports them all and returns them in catalogue order
+(``number``). ``python -m experiments list`` prints the table,
+``python -m experiments run NAME`` runs one.
+
+Adding an experiment
+--------------------
+Create ``experiments/catalogue/<name>.py`` (nothing else to edit)::
+
+    import numpy as np
+
+    from experiments.catalogue import experiment
+    from experiments.training import Data, Recipe
+    from scratch.models.mine import MyNet          # the NumPy twin
+    from torch_ref.models.mine import MyNet as TorchMyNet
+
+    @experiment(
+        number=19, name="my_experiment", chapter="6",
+        shows="One line: what the learner sees in the report.",
+        durations={"quick": 15, "full": 300},     # rough seconds on 2 cores, for `list`
+        profiles={                                  # ctx.config is the chosen profile's dict
+            "tiny": dict(n_train=200, iterations=30),       # the test suite: seconds, no real MNIST
+            "quick": dict(n_train=60000, iterations=1000),  # `run all --profile quick`: ~20 s each
+            "full": dict(n_train=60000, iterations=10000),  # the book's numbers
+        },
+    )
+    def run(ctx):
+        data = Data(x_train, t_train, x_test, t_test)        # NumPy arrays
+        recipe = Recipe(
+            scratch_model=lambda dtype, rand: MyNet(dtype=dtype, generator=rand.init),
+            torch_model=lambda dtype, rand: TorchMyNet(dtype=dtype),
+            optimizer="SGD", optimizer_kwargs=dict(lr=0.1),  # same name in scratch.optim and torch.optim
+            loss="CrossEntropyLoss", batch_size=100, iterations=ctx.config["iterations"])
+        [result, *_] = ctx.train(recipe, data)   # lockstep or independent, as asked on the command line
+        ctx.headline(f"test accuracy {result.final['scratch']['test_acc']:.2%}")
+        ctx.section("What it shows", "Markdown text for report.md.")
+        ctx.savefig(fig, "my_plot", "caption")   # a matplotlib figure -> my_plot.png
+
+``ctx.train`` records the metrics, the side-by-side table, the parity figures,
+the timings and the standard plot; the runner writes the report atomically.
+See ``experiments.runner.Context`` for the rest of ``ctx`` (``log``, ``parity``,
+``seed``, ``dtype``, ``mode``, ``streams``, ``profile``). Experiments that train
+nothing (a forward pass, a table) set ``trained=False``.
+"""
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+PROFILES = ("tiny", "quick", "full")
+
+
+@dataclass
+class Experiment:
+    number: int
+    name: str
+    chapter: str
+    shows: str
+    durations: dict  # profile -> rough seconds
+    profiles: dict  # profile -> config dict
+    run: Callable  # run(ctx) -> None
+    trained: bool = True  # trains in lockstep (its losses are held to the lockstep tolerance)
+    module: str = field(default="", repr=False)
+
+
+REGISTRY: "dict[str, Experiment]" = {}
+
+
+def experiment(number: int, name: str, chapter: str, shows: str, durations: dict, profiles: dict,
+               trained: bool = True):
+    """Register ``run(ctx)`` as experiment ``name`` of the catalogue."""
+    missing = [p for p in PROFILES if p not in profiles]
+    if missing:
+        raise ValueError(f"experiment {name!r}: profiles {missing} are missing (every experiment has {PROFILES})")
+
+    def decorator(run):
+        if name in REGISTRY and REGISTRY[name].module != run.__module__:
+            raise ValueError(f"experiment {name!r} is registered twice ({REGISTRY[name].module}, {run.__module__})")
+        REGISTRY[name] = Experiment(number, name, chapter, shows, dict(durations), dict(profiles), run, trained,
+                                    run.__module__)
+        return run
+    return decorator
+
+
+_loaded = False
+
+
+def load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    _loaded = True
+
+
+def all_experiments() -> list:
+    load_all()
+    return sorted(REGISTRY.values(), key=lambda e: (e.number, e.name))
+
+
+def get(name: str) -> Experiment:
+    load_all()
+    if name not in REGISTRY:
+        valid = ", ".join(e.name for e in all_experiments())
+        raise KeyError(f"unknown experiment {name!r}; valid experiments are: {valid} (or 'all')")
+    return REGISTRY[name]

@@ -1,0 +1,92 @@
+"""The two ways to train the twins (DESIGN.md, "Two ways to train the twins").
+
+Lockstep (``train_lockstep``): one seed becomes a ``numpy.random.SeedSequence``
+whose children are independent streams, one per purpose:
+
+    seed -> SeedSequence -> init | batches | dropout | augment | data
+
+The scratch model draws its weights from ``init``; the torch twin receives
+exactly those weights through the state dict. One batch order per epoch is drawn
+from ``batches`` and fed to both. Each twin gets its own copy of the ``dropout``
+stream (same seed, same calls, same masks). After every step both losses are
+recorded; in float64 they agree to round-off.
+
+Independent (``train_independent``): for each seed, the scratch twin uses its
+own generator for weights, batch order and masks; the torch twin uses
+``torch.manual_seed(seed)``, its native layers and ``torch.randperm``. The
+report then compares distributions (mean and spread over seeds), not steps.
+"""
+import numpy as np
+import torch
+
+from experiments.compare import to_torch
+from experiments.training import Data, Recipe, ScratchTwin, TorchTwin, TwinRandom, fit, torch_dtype
+
+STREAMS = ("init", "batches", "dropout", "augment", "data")
+
+
+class Streams:
+    """Independent random streams spawned from one seed.
+
+    ``streams.rng("dropout")`` returns a new Generator on the named child's seed
+    each time it is called: two calls give two identical streams, which is how
+    the twins get dropout masks and augmentations "seeded alike".
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        children = np.random.SeedSequence(self.seed).spawn(len(STREAMS))
+        self._seqs = dict(zip(STREAMS, children))
+
+    def rng(self, name: str) -> np.random.Generator:
+        if name not in self._seqs:
+            raise KeyError(f"unknown stream {name!r}; streams are {', '.join(STREAMS)}")
+        return np.random.default_rng(self._seqs[name])
+
+
+def train_lockstep(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, device="cpu", log=None):
+    """Train both twins from the same weights on the same batches; returns a ``TrainResult``."""
+    dtype = np.dtype(dtype)
+    streams = Streams(seed)
+    data = data.astype(dtype)
+    s_model = recipe.scratch_model(dtype, TwinRandom("lockstep", init=streams.rng("init"),
+                                                      dropout=streams.rng("dropout"),
+                                                      augment=streams.rng("augment")))
+    t_model = recipe.torch_model(torch_dtype(dtype), TwinRandom("lockstep", dropout=streams.rng("dropout"),
+                                                                augment=streams.rng("augment")))
+    t_model.load_state_dict(to_torch(s_model.state_dict()))
+    twins = [ScratchTwin(s_model, recipe), TorchTwin(t_model, recipe, device)]
+    order_rng = streams.rng("batches")
+    return fit(twins, data, recipe, [order_rng.permutation], _logger(log, seed),
+               augment_rngs=[streams.rng("augment")], seed=seed, mode="lockstep")
+
+
+def train_independent(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, device="cpu", log=None):
+    """Train each twin on its own: native initialisation and random numbers. Returns one ``TrainResult``
+    holding both twins' curves (each twin ran alone, so there is no step-by-step parity)."""
+    dtype = np.dtype(dtype)
+    data = data.astype(dtype)
+    log = _logger(log, seed)
+    rng = np.random.default_rng(seed)  # the scratch twin's own stream, like torch's global one
+    s_model = recipe.scratch_model(dtype, TwinRandom("independent", init=rng, dropout=rng, augment=rng))
+    s_result = fit([ScratchTwin(s_model, recipe)], data, recipe, [rng.permutation], log,
+                   augment_rngs=[rng], seed=seed, mode="independent")
+
+    torch.manual_seed(seed)
+    t_model = recipe.torch_model(torch_dtype(dtype), TwinRandom("independent"))
+    t_rng = np.random.default_rng(torch.randint(0, 2**62, ()).item())  # augmentation only: a NumPy transform
+
+    def torch_order(n):
+        return torch.randperm(n).numpy()
+
+    t_result = fit([TorchTwin(t_model, recipe, device)], data, recipe, [torch_order], log,
+                   augment_rngs=[t_rng], seed=seed, mode="independent")
+    for field in ("final", "history", "evals", "time_per_step", "models"):
+        getattr(s_result, field).update(getattr(t_result, field))
+    return s_result
+
+
+def _logger(log, seed):
+    if log is None:
+        return lambda impl, metric, value, step, epoch: None
+    return lambda impl, metric, value, step, epoch: log(impl, metric, value, step=step, epoch=epoch, seed=seed)

@@ -1,0 +1,297 @@
+"""What a run leaves behind: metrics.csv, summary.json, plots, report.md, and the index.
+
+Layout (DESIGN.md, "Reports"):
+
+    reports/README.md                   one row per experiment, its headline figures
+    reports/<name>/metrics.csv          long format: experiment, impl, mode, seed, step, epoch, metric, value
+    reports/<name>/summary.json         config, environment, final metrics, parity, timings
+    reports/<name>/*.png                the twins overlaid, their difference on a log scale
+    reports/<name>/report.md            all of it, readable
+
+metrics.csv holds only what the seed determines (no timings), written with
+``repr`` floats, so a re-run with the same seed writes the same file byte for
+byte. The runner writes a report inside ``experiments.report.atomic_dir``: it
+appears whole or not at all.
+"""
+import csv
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments.report import environment_markdown, markdown_table  # noqa: E402
+
+COLUMNS = ("experiment", "impl", "mode", "seed", "step", "epoch", "metric", "value")
+COLORS = {"scratch": "tab:blue", "torch": "tab:orange", "diff": "tab:red", "book": "tab:green"}
+
+
+# -- metrics -----------------------------------------------------------------------
+class Recorder:
+    """Rows of metrics.csv, in the order they were logged."""
+
+    def __init__(self):
+        self.rows = []
+
+    def log(self, experiment, impl, mode, seed, step, epoch, metric, value):
+        self.rows.append((experiment, impl, mode, seed, step, epoch, metric, value))
+
+    def write_csv(self, path):
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(COLUMNS)
+            for row in self.rows:
+                w.writerow([_cell(v) for v in row])
+
+
+def _cell(v):
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def jsonable(obj):
+    """NumPy scalars and arrays, tuples and non-finite floats made JSON-safe."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else str(f)
+    if isinstance(obj, np.dtype) or isinstance(obj, type):
+        return str(obj)
+    return obj
+
+
+# -- numbers for tables ---------------------------------------------------------------
+def fmt(v, digits=4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    v = float(v)
+    if v == 0:
+        return "0"
+    if not math.isfinite(v):
+        return str(v)
+    if 1e-3 <= abs(v) < 1e5:
+        return f"{v:.{digits}g}"
+    return f"{v:.2e}"
+
+
+def result_rows(results) -> list:
+    """Side-by-side final metrics. Lockstep: one row per metric with both twins and |difference|;
+    independent: mean +- standard deviation over the seeds."""
+    rows = []
+    by_label = {}
+    for r in results:
+        by_label.setdefault((r.label, r.mode), []).append(r)
+    for (label, mode), rs in by_label.items():
+        metrics = [k for k in rs[0].final.get("scratch", {})]
+        for k in metrics:
+            if mode == "lockstep":
+                a, b = rs[0].final["scratch"].get(k), rs[0].final["torch"].get(k)
+                diff = None if a is None or b is None else abs(a - b)
+                rows.append({"model": label, "metric": k, "scratch": fmt(a, 6), "torch": fmt(b, 6),
+                             "|difference|": fmt(diff)})
+            else:
+                cells = {}
+                for impl in ("scratch", "torch"):
+                    vals = np.array([r.final[impl][k] for r in rs], dtype=float)
+                    cells[impl] = f"{fmt(vals.mean(), 5)} +- {fmt(vals.std(ddof=1) if len(vals) > 1 else 0.0, 2)}"
+                rows.append({"model": label, "metric": k, "scratch (mean +- std)": cells["scratch"],
+                             "torch (mean +- std)": cells["torch"], "seeds": len(rs)})
+    return rows
+
+
+def timing_rows(results) -> list:
+    rows = []
+    for r in results:
+        s, t = r.time_per_step.get("scratch"), r.time_per_step.get("torch")
+        rows.append({"model": r.label, "mode": r.mode, "seed": r.seed, "steps": r.steps,
+                     "scratch ms/step": fmt(None if s is None else 1e3 * s),
+                     "torch ms/step": fmt(None if t is None else 1e3 * t),
+                     "scratch / torch": fmt(s / t if s and t else None, 3)})
+    return rows
+
+
+# -- plots ------------------------------------------------------------------------------
+def _positive(a):
+    a = np.asarray(a, dtype=float)
+    return np.where(a > 0, a, np.nan)
+
+
+def plot_lockstep(result, title=""):
+    """Three panels: both twins' loss per step overlaid, their relative difference (log), accuracy."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    ax = axes[0]
+    for impl, ls in (("scratch", "-"), ("torch", "--")):
+        h = result.history[impl]
+        ax.plot(h["step"], h["loss"], ls, color=COLORS[impl], lw=1, label=impl)
+    ax.set(xlabel="step", ylabel="training loss (batch)", title="loss, both twins")
+    ax.legend()
+    ax = axes[1]
+    d = _positive(result.loss_rel_diff)
+    ax.plot(result.history["scratch"]["step"], d, color=COLORS["diff"], lw=0.8, label="|loss difference| / loss")
+    if result.param_diff:
+        steps, vals = zip(*result.param_diff)
+        ax.plot(steps, _positive(vals), "o-", color="tab:purple", ms=3, lw=1, label="max parameter difference")
+    if np.all(np.isnan(d)) and not result.param_diff:
+        ax.text(0.5, 0.5, "identical at every step", transform=ax.transAxes, ha="center")
+    zeros = int(np.sum(np.asarray(result.loss_rel_diff) == 0))
+    ax.set(xlabel="step", ylabel="difference (log)", title=f"twin difference ({zeros} steps exactly equal)")
+    if not np.all(np.isnan(d)):
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    _plot_evals(axes[2], [result])
+    fig.suptitle(title or result.label)
+    fig.tight_layout()
+    return fig
+
+
+def plot_independent(results, title=""):
+    """Each seed's curve, both twins: the distributions, not the steps, are compared."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    for r in results:
+        for impl, ls in (("scratch", "-"), ("torch", "--")):
+            h = r.history[impl]
+            ax.plot(h["step"], h["loss"], ls, color=COLORS[impl], lw=0.7, alpha=0.7,
+                    label=impl if r is results[0] else None)
+    ax.set(xlabel="step", ylabel="training loss (batch)", title=f"loss, {len(results)} seeds per twin")
+    ax.legend()
+    _plot_evals(axes[1], results)
+    fig.suptitle(title or results[0].label)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_evals(ax, results):
+    key = "test_acc" if "test_acc" in results[0].evals["scratch"] else (
+        "train_acc" if "train_acc" in results[0].evals["scratch"] else None)
+    key = key or ("test_loss" if "test_loss" in results[0].evals["scratch"] else "train_loss")
+    for r in results:
+        for impl, ls, marker in (("scratch", "-", "o"), ("torch", "--", "x")):
+            e = r.evals[impl]
+            ax.plot(e["epoch"], e[key], ls, marker=marker, ms=4, color=COLORS[impl], lw=1,
+                    label=impl if r is results[0] else None)
+            other = key.replace("test", "train") if key.startswith("test") else None
+            if other and other in e:
+                ax.plot(e["epoch"], e[other], ls, color=COLORS[impl], lw=0.7, alpha=0.5,
+                        label=f"{impl} ({other})" if r is results[0] else None)
+    ax.set(xlabel="epoch", ylabel=key, title=f"{key} by epoch (whole set)")
+    ax.legend(fontsize=8)
+
+
+# -- report.md ----------------------------------------------------------------------------
+def parity_rows(results, extra) -> list:
+    """The parity figures: per lockstep model the largest loss and parameter differences,
+    then the figures the experiment recorded itself."""
+    rows = []
+    for r in results:
+        if r.mode != "lockstep":
+            continue
+        rows.append({"figure": f"{r.label}: largest |loss difference| / loss over {r.steps} steps",
+                     "value": fmt(r.max_loss_rel_diff), "tolerance": fmt(r.tolerance),
+                     "within": _within(r.max_loss_rel_diff, r.tolerance)})
+        rows.append({"figure": f"{r.label}: largest parameter difference (scaled)",
+                     "value": fmt(r.max_param_diff), "tolerance": "reported", "within": ""})
+    for p in extra:
+        rows.append({"figure": p["name"], "value": fmt(p["value"]), "tolerance": fmt(p.get("tolerance")),
+                     "within": _within(p["value"], p.get("tolerance"))})
+    return rows
+
+
+def _within(value, tol):
+    if tol is None or value is None:
+        return ""
+    return "yes" if value <= tol else "**NO**"
+
+
+def render_report(info, results, sections, figures, parity, env) -> str:
+    """report.md from the run's description, training results, sections and figures."""
+    lines = [f"# {info['number']}. `{info['experiment']}`: chapter {info['chapter']}", "", info["shows"], ""]
+    if info.get("headline_text"):
+        lines += [f"**Headline:** {info['headline_text']}", ""]
+    lines += ["## What was run", "",
+              markdown_table([{"profile": info["profile"], "mode": info["mode"], "seed": info["seed"],
+                               "seeds (independent)": ", ".join(map(str, info["seeds"])),
+                               "dtype": info["dtype"], "torch device": info["device"],
+                               "threads per twin": info.get("threads")}]),
+              "", "Configuration (profile `" + info["profile"] + "`):", "", "```json",
+              json.dumps(jsonable(info["config"]), indent=1), "```", "",
+              f"Command: `python -m experiments run {info['experiment']} --profile {info['profile']} "
+              f"--mode {info['mode']} --seed {info['seed']} --dtype {info['dtype']}`", ""]
+    if results:
+        lines += ["## Final metrics, side by side", "", markdown_table(result_rows(results)), ""]
+    rows = parity_rows(results, parity)
+    if rows:
+        lines += ["## Parity", "",
+                  "Lockstep: both twins start from the same weights and see the same batches, so in float64 "
+                  "their losses must agree to 1e-9 relative at every step (DESIGN.md, \"Tolerances\").", "",
+                  markdown_table(rows), ""]
+    for title, text in sections:
+        lines += [f"## {title}", "", text.rstrip(), ""]
+    if results:
+        lines += ["## Time per step", "",
+                  "Wall time of one training step (forward, loss, backward, update) of each twin, "
+                  "measured in the same process.", "", markdown_table(timing_rows(results)), ""]
+    referenced = "\n".join(t for _, t in sections)
+    rest = [(f, c) for f, c in figures if f not in referenced]
+    if rest:
+        lines += ["## Plots", ""]
+        for name, caption in rest:
+            lines += [f"![{caption or name}]({name})", "", f"*{caption}*" if caption else "", ""]
+    lines += ["## Environment", "", environment_markdown(env),
+              f"Wall time of the whole run: {info['wall_time_s']:.1f} s.", ""]
+    return "\n".join(lines)
+
+
+# -- the index ----------------------------------------------------------------------------
+def write_index(out, catalogue_order=()) -> Path:
+    """reports/README.md: one row per experiment folder that has a summary.json."""
+    out = Path(out)
+    summaries = []
+    for p in sorted(out.glob("*/summary.json")):
+        if p.parent.name.startswith("."):
+            continue  # a run in progress or an interrupted one
+        try:
+            summaries.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    order = {name: i for i, name in enumerate(catalogue_order)}
+    summaries.sort(key=lambda s: (order.get(s.get("experiment"), len(order)), s.get("number", 0),
+                                  s.get("experiment", "")))
+    rows = []
+    for s in summaries:
+        name = s.get("experiment", "?")
+        rows.append({"#": s.get("number", ""), "experiment": f"[{name}]({name}/report.md)",
+                     "chapter": s.get("chapter", ""), "headline": s.get("headline_text", ""),
+                     "worst lockstep loss difference": fmt(s.get("worst_loss_rel_diff")),
+                     "profile": s.get("profile", ""), "mode": s.get("mode", ""), "dtype": s.get("dtype", ""),
+                     "date": s.get("environment", {}).get("date", "")})
+    text = ("# Reports\n\nOne folder per experiment of the catalogue, written by "
+            "`python -m experiments run NAME|all`. Each holds report.md, metrics.csv, summary.json and plots.\n\n"
+            + markdown_table(rows, ["#", "experiment", "chapter", "headline", "worst lockstep loss difference",
+                                    "profile", "mode", "dtype", "date"]))
+    path = out / "README.md"
+    fd, tmp = tempfile.mkstemp(prefix=".README.md.", dir=out)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)  # atomic: readers see the old index or the new one
+    return path

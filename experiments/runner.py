@@ -1,0 +1,328 @@
+"""The ``list`` and ``run`` commands, and the ``Context`` an experiment runs in.
+
+    python -m experiments list
+    python -m experiments run two_layer_mnist --profile full --seed 1
+    python -m experiments run all --profile quick
+    python -m experiments run mlp_fit --mode independent --seeds 5 --dtype float32
+
+A run of experiment NAME writes ``<out>/NAME/`` (default ``reports/NAME/``)
+inside ``atomic_dir``: an interrupted run leaves the previous report as it was.
+The index ``<out>/README.md`` is rewritten after each experiment.
+"""
+import argparse
+import ast
+import json
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from experiments import catalogue
+from experiments.catalogue import PROFILES
+from experiments.report import REPORTS, atomic_dir, environment
+from experiments.threads import threads as thread_limit
+from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, render_report,
+                                 write_index)
+
+MODES = ("lockstep", "independent", "both")
+DTYPES = ("float64", "float32")
+
+
+class Context:
+    """What an experiment's ``run(ctx)`` sees: its configuration and the ways to record results.
+
+    Attributes: ``name``, ``profile``, ``config`` (the profile's dict, with
+    ``--set`` overrides), ``seed``, ``seeds`` (the independent mode's list),
+    ``dtype`` (a NumPy dtype), ``mode`` ("lockstep" or "independent"),
+    ``device`` (the torch twin's), ``dir`` (where files go; a temporary folder
+    that becomes the report), ``streams`` (``lockstep.Streams(seed)``).
+    """
+
+    def __init__(self, exp, profile, config, seed, seeds, dtype, mode, device, directory):
+        from experiments.lockstep import Streams
+
+        self.experiment = exp
+        self.name = exp.name
+        self.profile = profile
+        self.config = config
+        self.seed = seed
+        self.seeds = seeds
+        self.dtype = np.dtype(dtype)
+        self.mode = mode
+        self.device = device
+        self.dir = Path(directory)
+        self.streams = Streams(seed)
+        self.recorder = Recorder()
+        self.results = []
+        self.sections = []
+        self.figures = []
+        self.parities = []
+        self.headline_text = ""
+        self.extra = {}
+        self.prefix = ""  # set by the runner in --mode both, so the two passes keep apart
+
+    # -- training ----------------------------------------------------------------
+    def train(self, recipe, data, plot=True) -> list:
+        """Train ``recipe`` on ``data`` in this run's mode: a list with one ``TrainResult`` (lockstep)
+        or one per seed (independent). Metrics, tables and the standard plot follow."""
+        from experiments.lockstep import train_independent, train_lockstep
+
+        tol = 1e-9 if self.dtype == np.float64 else None
+        if self.mode == "lockstep":
+            results = [train_lockstep(recipe, data, self.seed, self.dtype, self.device, self.log)]
+        else:
+            results = [train_independent(recipe, data, s, self.dtype, self.device, self.log) for s in self.seeds]
+        for r in results:
+            r.tolerance = tol if r.mode == "lockstep" else None
+        self.results.extend(results)
+        if plot:
+            name = f"{recipe.tag or 'training'}_{self.mode}"
+            if self.mode == "lockstep":
+                fig = plot_lockstep(results[0], f"{results[0].label}: lockstep, seed {self.seed}, {self.dtype}")
+                caption = (f"{results[0].label}: both twins' loss per step (left), their difference on a log "
+                           "scale (middle), accuracy by epoch (right)")
+            else:
+                fig = plot_independent(results, f"{results[0].label}: independent, seeds {self.seeds}")
+                caption = f"{results[0].label}: each twin on its own initialisation, {len(self.seeds)} seeds"
+            self.savefig(fig, name, caption)
+        return results
+
+    # -- recording ----------------------------------------------------------------
+    def log(self, impl, metric, value, step=None, epoch=None, seed=None):
+        """One row of metrics.csv (``impl``: scratch, torch, diff, book...)."""
+        self.recorder.log(self.name, impl, self.mode, self.seed if seed is None else seed, step, epoch,
+                          metric, value)
+
+    def savefig(self, fig, name: str, caption: str = "") -> str:
+        """Save a matplotlib figure as ``<name>.png`` in the report; returns the file name."""
+        import matplotlib.pyplot as plt
+
+        filename = f"{self.prefix}{name}.png"
+        fig.savefig(self.dir / filename, dpi=90, metadata={"Software": None})
+        plt.close(fig)
+        self.figures.append((filename, caption))
+        return filename
+
+    def section(self, title: str, markdown: str) -> None:
+        """A section of report.md (Markdown), after the parity table."""
+        self.sections.append((f"{title} ({self.mode})" if self.prefix else title, markdown))
+
+    def parity(self, name: str, value: float, tolerance=None) -> None:
+        """A parity figure of the experiment's own (e.g. a forward pass vs the book's numbers)."""
+        self.parities.append({"name": name, "value": float(value), "tolerance": tolerance})
+
+    def headline(self, text: str) -> None:
+        """The one-line result shown in reports/README.md."""
+        if not self.headline_text or not self.prefix or self.mode == "lockstep":
+            self.headline_text = text
+
+
+# -- running ------------------------------------------------------------------------
+class ConfigError(ValueError):
+    """A bad profile or setting: reported as a usage error, before anything runs."""
+
+
+def make_config(exp, profile: str, overrides=None) -> dict:
+    """The profile's settings of ``exp`` with ``overrides`` applied; unknown names are errors."""
+    if profile not in exp.profiles:
+        raise ConfigError(f"unknown profile {profile!r}; valid profiles are: {', '.join(exp.profiles)}")
+    config = dict(exp.profiles[profile])
+    for key, value in (overrides or {}).items():
+        if key not in config:
+            raise ConfigError(f"{exp.name}: unknown setting {key!r}; the {profile} profile has: "
+                              f"{', '.join(config) or '(none)'}")
+        config[key] = value
+    return config
+
+
+def run_experiment(exp, profile="quick", mode="lockstep", seed=0, seeds=3, dtype="float64", device="cpu",
+                   out=REPORTS, overrides=None, threads=1) -> Path:
+    """Run one experiment and write ``<out>/<name>/`` atomically; returns that folder.
+
+    ``threads``: threads for each twin's linear algebra during the run (see experiments.threads);
+    None leaves them as they are.
+    """
+    with thread_limit(threads):
+        return _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads)
+
+
+def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads) -> Path:
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; valid modes are: {', '.join(MODES)}")
+    config = make_config(exp, profile, overrides)
+    seed_list = [seed + i for i in range(seeds)]
+    out = Path(out)
+    start = time.perf_counter()
+    with atomic_dir(out / exp.name) as tmp:
+        ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp)
+        for m in (("lockstep", "independent") if mode == "both" else (mode,)):
+            ctx.mode = m
+            ctx.prefix = f"{m}_" if mode == "both" else ""
+            exp.run(ctx)
+        ctx.recorder.write_csv(tmp / "metrics.csv")
+        lockstep = [r for r in ctx.results if r.mode == "lockstep"]
+        worst = max((r.max_loss_rel_diff for r in lockstep if r.max_loss_rel_diff is not None), default=None)
+        env = environment()
+        info = {
+            "experiment": exp.name, "number": exp.number, "chapter": exp.chapter, "shows": exp.shows,
+            "profile": profile, "mode": mode, "seed": seed, "seeds": seed_list, "dtype": str(ctx.dtype),
+            "device": device, "threads": threads, "config": config, "headline_text": ctx.headline_text,
+            "wall_time_s": time.perf_counter() - start,
+        }
+        summary = dict(info, environment=env, trained=exp.trained, worst_loss_rel_diff=worst,
+                       lockstep_tolerance=1e-9 if ctx.dtype == np.float64 else None,
+                       models=[_result_summary(r) for r in ctx.results], parity=ctx.parities,
+                       extra=ctx.extra, figures=[f for f, _ in ctx.figures])
+        (tmp / "summary.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n")
+        (tmp / "report.md").write_text(render_report(info, ctx.results, ctx.sections, ctx.figures,
+                                                     ctx.parities, env))
+    write_index(out, [e.name for e in catalogue.all_experiments()])
+    return out / exp.name
+
+
+def _result_summary(r) -> dict:
+    return {"label": r.label, "tag": r.tag, "mode": r.mode, "seed": r.seed, "steps": r.steps, "final": r.final,
+            "max_loss_rel_diff": r.max_loss_rel_diff, "max_param_diff": r.max_param_diff,
+            "tolerance": r.tolerance, "time_per_step_s": r.time_per_step}
+
+
+def resolve_device(device: str) -> str:
+    """The torch twin's device; CUDA falls back to the CPU, with a warning, when absent."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            warnings.warn("--device cuda: CUDA is not available here; the torch twin runs on the CPU",
+                          stacklevel=2)
+            return "cpu"
+    return device
+
+
+# -- command line ------------------------------------------------------------------------
+def add_list_arguments(parser) -> None:
+    parser.add_argument("--names", action="store_true", help="print only the names, one per line")
+
+
+def main_list(args) -> int:
+    exps = catalogue.all_experiments()
+    if args.names:
+        print("\n".join(e.name for e in exps))
+        return 0
+    rows = [(str(e.number), e.name, e.chapter, _duration(e.durations.get("quick")),
+             _duration(e.durations.get("full")), e.shows) for e in exps]
+    head = ("#", "name", "chapter", "quick", "full", "what it shows")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
+    for r in [head] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+    return 0
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "?"
+    return f"~{seconds:.0f} s" if seconds < 120 else f"~{seconds / 60:.0f} min"
+
+
+def add_run_arguments(parser) -> None:
+    parser.add_argument("names", nargs="+", metavar="NAME",
+                        help="experiments to run (see `python -m experiments list`), or 'all'")
+    parser.add_argument("--profile", choices=PROFILES, default="quick",
+                        help="quick: minutes for the whole catalogue; full: the book's numbers; "
+                             "tiny: seconds, generated data (the test suite's) (default: quick)")
+    parser.add_argument("--mode", choices=MODES, default="lockstep",
+                        help="lockstep: shared seed, weights and batches (default); independent: each twin "
+                             "its own initialisation and random numbers over --seeds seeds; both")
+    parser.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
+    parser.add_argument("--seeds", type=_positive_int, default=3,
+                        help="independent mode: number of seeds, --seed, --seed+1, ... (default 3)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float64", help="both twins' dtype (default float64)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="the torch twin's device; cuda falls back to cpu with a warning (default cpu)")
+    parser.add_argument("--out", type=Path, default=REPORTS, help=f"reports folder (default {REPORTS})")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="threads for each twin's linear algebra (torch and NumPy's OpenBLAS); the twins "
+                             "take turns, and two spinning thread pools slow each other down (default 1)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of the profile, e.g. --set iterations=500 (repeatable)")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def parse_overrides(items) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value
+    return out
+
+
+def main_run(args) -> int:
+    exps = catalogue.all_experiments()
+    valid = [e.name for e in exps]
+    names = valid if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in valid]
+    if unknown or ("all" in names and len(args.names) > 1):
+        bad = ", ".join(repr(n) for n in unknown) or "'all' together with names"
+        print(f"experiments run: error: unknown experiment {bad}; valid experiments are: "
+              f"{', '.join(valid)} (or 'all')", file=sys.stderr)
+        return 2
+    try:
+        overrides = parse_overrides(args.overrides)
+    except ValueError as e:
+        print(f"experiments run: error: {e}", file=sys.stderr)
+        return 2
+    # Settings are checked before anything runs: with several experiments, a setting applies to
+    # those whose profile has it, and must belong to at least one.
+    plan = []
+    for name in names:
+        exp = catalogue.get(name)
+        own = {k: v for k, v in overrides.items() if k in exp.profiles.get(args.profile, {}) or len(names) == 1}
+        try:
+            make_config(exp, args.profile, own)
+        except ConfigError as e:
+            print(f"experiments run: error: {e}", file=sys.stderr)
+            return 2
+        plan.append((exp, own))
+    used = {k for _, own in plan for k in own}
+    if set(overrides) - used:
+        print(f"experiments run: error: no experiment among {', '.join(names)} has the setting(s) "
+              f"{', '.join(sorted(set(overrides) - used))}", file=sys.stderr)
+        return 2
+
+    device = resolve_device(args.device)
+    failed = []
+    for exp, own in plan:
+        t0 = time.perf_counter()
+        print(f"[{exp.number}] {exp.name} ({args.profile}, {args.mode}, seed {args.seed}, {args.dtype}) ...",
+              file=sys.stderr, flush=True)
+        try:
+            folder = run_experiment(exp, args.profile, args.mode, args.seed, args.seeds, args.dtype, device,
+                                    args.out, own, args.threads)
+        except Exception:  # one broken experiment must not lose the others' reports
+            traceback.print_exc()
+            print(f"  FAILED: {exp.name} (its previous report, if any, is untouched)", file=sys.stderr)
+            failed.append(exp.name)
+            continue
+        summary = json.loads((folder / "summary.json").read_text())
+        print(f"  {summary['headline_text'] or 'done'} [{time.perf_counter() - t0:.1f} s] -> {folder}/report.md",
+              file=sys.stderr, flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,397 @@
+"""Training the twins: a recipe, two twins behind one interface, and the epoch loop.
+
+A ``Recipe`` says what to train (a model builder for each twin, the optimizer and
+loss by their shared PyTorch names, batch size, steps). ``ScratchTwin`` and
+``TorchTwin`` wrap a model, its optimizer and its loss behind the same three
+calls (``step``, ``predict``, ``state_dict``), so one loop, ``fit``, drives
+either or both. ``experiments.lockstep`` decides where the weights and the random
+numbers come from; ``fit`` only walks the epochs:
+
+    for each epoch:            order = a fresh permutation of the training set
+        for each mini-batch:   every twin takes one step on the same batch
+        at the epoch's end:    accuracy and loss on the whole train and test sets
+
+Each epoch is a permutation (PyTorch's ``shuffle=True``), not the book's sampling
+with replacement, so every image is seen once per epoch.
+"""
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import scratch.nn as snn
+from experiments.compare import TORCH_DTYPE, compare_arrays
+
+
+# -- what to train -------------------------------------------------------------
+@dataclass
+class TwinRandom:
+    """The random streams a model builder may draw from.
+
+    Lockstep: ``init`` is the shared init stream (scratch builder only: the torch
+    twin receives the scratch weights), ``dropout`` and ``augment`` are copies of
+    the shared streams, one per twin, so both draw the same masks.
+    Independent: the scratch builder gets its own generators, the torch builder
+    gets ``None`` everywhere and uses torch's global RNG (``torch.manual_seed``)
+    and native layers (``nn.Dropout``).
+    """
+
+    mode: str
+    init: Optional[np.random.Generator] = None
+    dropout: Optional[np.random.Generator] = None
+    augment: Optional[np.random.Generator] = None
+
+
+@dataclass
+class Recipe:
+    """One model trained in both twins.
+
+    ``scratch_model(dtype, rand) -> scratch Module`` and
+    ``torch_model(torch_dtype, rand) -> torch.nn.Module`` build the same
+    architecture with the same state-dict keys (``rand``: a ``TwinRandom``).
+    ``optimizer`` and ``loss`` are names found both in ``scratch.optim`` /
+    ``scratch.nn`` and in ``torch.optim`` / ``torch.nn``, with the same keyword
+    arguments. Training runs ``iterations`` steps, or ``epochs`` epochs when
+    ``iterations`` is None; ``batch_size=None`` is full-batch.
+    ``scheduler`` names a class of ``lr_scheduler`` in both twins, stepped every
+    epoch (``scheduler_interval="epoch"``) or every step ("step").
+    ``augment(x, rng) -> x`` transforms each training batch.
+    ``tag`` prefixes the metric names ("relu/test_acc") when an experiment
+    trains several models; ``label`` names the model in the report.
+    """
+
+    scratch_model: Callable
+    torch_model: Callable
+    optimizer: str = "SGD"
+    optimizer_kwargs: dict = field(default_factory=dict)
+    loss: str = "CrossEntropyLoss"
+    loss_kwargs: dict = field(default_factory=dict)
+    batch_size: Optional[int] = 100
+    iterations: Optional[int] = None
+    epochs: Optional[int] = None
+    eval_every: Optional[int] = None  # steps between evaluations; None: at every epoch's end
+    param_every: int = 100  # steps between parameter comparisons (lockstep)
+    scheduler: Optional[str] = None
+    scheduler_kwargs: dict = field(default_factory=dict)
+    scheduler_interval: str = "epoch"
+    augment: Optional[Callable] = None
+    classification: bool = True  # accuracy is measured; otherwise only the loss
+    eval_train: bool = True  # also evaluate on the whole training set (False: test set only)
+    tag: str = ""
+    label: str = ""
+
+    def metric(self, name: str) -> str:
+        return f"{self.tag}/{name}" if self.tag else name
+
+    def steps_per_epoch(self, n: int) -> int:
+        return 1 if self.batch_size is None else math.ceil(n / self.batch_size)
+
+    def total_steps(self, n: int) -> int:
+        if self.iterations is not None:
+            return int(self.iterations)
+        if self.epochs is None:
+            raise ValueError("Recipe: give iterations or epochs")
+        return int(self.epochs) * self.steps_per_epoch(n)
+
+
+@dataclass
+class Data:
+    """Training and test arrays (NumPy). Inputs are cast to the run's dtype; targets stay as given."""
+
+    x_train: np.ndarray
+    t_train: np.ndarray
+    x_test: Optional[np.ndarray] = None
+    t_test: Optional[np.ndarray] = None
+
+    def astype(self, dtype) -> "Data":
+        def cast(a, floating_only=False):
+            if a is None or (floating_only and not np.issubdtype(a.dtype, np.floating)):
+                return a
+            return np.ascontiguousarray(a, dtype=dtype)
+        return Data(cast(self.x_train), cast(self.t_train, True), cast(self.x_test), cast(self.t_test, True))
+
+
+# -- the twins -----------------------------------------------------------------
+class ScratchTwin:
+    """The NumPy twin: model, optimizer and loss from ``scratch``."""
+
+    impl = "scratch"
+
+    def __init__(self, model, recipe: Recipe):
+        import scratch.optim as optim
+
+        self.model = model
+        self.optimizer = getattr(optim, recipe.optimizer)(model.parameters(), **recipe.optimizer_kwargs)
+        self.criterion = getattr(snn, recipe.loss)(**recipe.loss_kwargs)
+        self.scheduler = None
+        if recipe.scheduler:
+            self.scheduler = getattr(optim.lr_scheduler, recipe.scheduler)(self.optimizer, **recipe.scheduler_kwargs)
+
+    def step(self, x, t) -> float:
+        out = self.model(x)
+        loss = self.criterion(out, t)
+        self.model.backward(self.criterion.backward())
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return float(loss)
+
+    def train(self, mode=True):
+        self.model.train(mode)
+
+    def predict(self, x) -> np.ndarray:
+        return self.model(x)
+
+    def loss_of(self, out, t) -> float:
+        return float(self.criterion(out, t))
+
+    def state_dict(self) -> dict:
+        return {k: np.array(v) for k, v in self.model.state_dict().items()}
+
+
+class TorchTwin:
+    """The PyTorch twin: model, ``torch.optim`` optimizer and ``torch.nn`` loss, on ``device``."""
+
+    impl = "torch"
+
+    def __init__(self, model, recipe: Recipe, device="cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.optimizer = getattr(torch.optim, recipe.optimizer)(self.model.parameters(), **recipe.optimizer_kwargs)
+        self.criterion = getattr(torch.nn, recipe.loss)(**recipe.loss_kwargs)
+        self.scheduler = None
+        if recipe.scheduler:
+            cls = getattr(torch.optim.lr_scheduler, recipe.scheduler)
+            self.scheduler = cls(self.optimizer, **recipe.scheduler_kwargs)
+
+    def _tensor(self, a):
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+    def step(self, x, t) -> float:
+        out = self.model(self._tensor(x))
+        loss = self.criterion(out, self._tensor(t))
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def train(self, mode=True):
+        self.model.train(mode)
+
+    def predict(self, x) -> np.ndarray:
+        with torch.no_grad():
+            return self.model(self._tensor(x)).cpu().numpy()
+
+    def loss_of(self, out, t) -> float:
+        with torch.no_grad():
+            return self.criterion(torch.from_numpy(out), torch.from_numpy(np.asarray(t))).item()
+
+    def state_dict(self) -> dict:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+
+
+def torch_dtype(dtype) -> torch.dtype:
+    return TORCH_DTYPE[np.dtype(dtype)]
+
+
+# -- measuring -------------------------------------------------------------------
+EVAL_CHUNK = 2000  # rows per forward pass in evaluation: bounds memory for conv nets
+
+
+def evaluate(twin, x, t, classification: bool) -> dict:
+    """Mean loss (and accuracy) of ``twin`` on the whole of ``x``, in eval mode, chunk by chunk."""
+    twin.train(False)
+    n = len(x)
+    loss_sum, correct = 0.0, 0
+    for i in range(0, n, EVAL_CHUNK):
+        out = twin.predict(x[i:i + EVAL_CHUNK])
+        tb = t[i:i + EVAL_CHUNK]
+        # A mean loss over a chunk, weighted by its rows, adds up to the mean over the set.
+        loss_sum += twin.loss_of(out, tb) * len(out)
+        if classification:
+            correct += int(np.sum(out.argmax(axis=1) == tb))
+    twin.train(True)
+    result = {"loss": loss_sum / n}
+    if classification:
+        result["acc"] = correct / n
+    return result
+
+
+def param_difference(a: dict, b: dict) -> float:
+    """Largest parameter/buffer difference, each scaled by the largest |value| of its tensor."""
+    worst = 0.0
+    for k, v in a.items():
+        if np.issubdtype(np.asarray(v).dtype, np.floating):
+            worst = max(worst, compare_arrays(k, v, b[k]).scaled)
+    return worst
+
+
+def relative_difference(a: float, b: float) -> float:
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(b), np.finfo(np.float64).tiny)
+
+
+@dataclass
+class TrainResult:
+    """What one training of one or both twins produced."""
+
+    label: str
+    tag: str
+    mode: str
+    seed: int
+    steps: int
+    final: dict  # impl -> {"train_loss", "train_acc", "test_loss", "test_acc"}
+    history: dict  # impl -> {"step": [...], "loss": [...]} (per step)
+    evals: dict  # impl -> {"step": [...], "epoch": [...], "train_acc": [...], ...}
+    loss_rel_diff: Optional[np.ndarray] = None  # per step (lockstep)
+    param_diff: Optional[list] = None  # [(step, diff)] (lockstep)
+    time_per_step: dict = field(default_factory=dict)  # impl -> seconds
+    models: dict = field(default_factory=dict)  # impl -> trained model (not saved)
+    tolerance: Optional[float] = None  # what the loss difference is held to (lockstep, float64)
+
+    @property
+    def max_loss_rel_diff(self):
+        return None if self.loss_rel_diff is None or not len(self.loss_rel_diff) else float(
+            np.max(self.loss_rel_diff))
+
+    @property
+    def max_param_diff(self):
+        return None if not self.param_diff else float(max(d for _, d in self.param_diff))
+
+
+# -- the loop ----------------------------------------------------------------------
+def progress_bars(twins, total: int, label: str):
+    """One tqdm bar per twin, quiet when stderr is not a terminal (CI, tests, pipes)."""
+    quiet = not sys.stderr.isatty()
+    return [tqdm(total=total, desc=f"{label or 'train'} [{tw.impl}]", position=i, leave=False,
+                 disable=quiet, dynamic_ncols=True) for i, tw in enumerate(twins)]
+
+
+def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed: int = 0,
+        mode: str = "lockstep") -> TrainResult:
+    """Train ``twins`` (one or two) on ``data`` following ``recipe``.
+
+    ``orders[i](n) -> permutation`` gives twin i's batch order for each epoch; in
+    lockstep all twins share one call per epoch (``orders`` holds one function),
+    so they see the same batches. ``log(impl, metric, value, step, epoch)`` records
+    a metric. With two twins the loss difference is recorded after every step and
+    the parameter difference every ``recipe.param_every`` steps.
+    """
+    n = len(data.x_train)
+    total = recipe.total_steps(n)
+    per_epoch = recipe.steps_per_epoch(n)
+    bs = n if recipe.batch_size is None else recipe.batch_size
+    shared = len(orders) == 1
+    impls = [tw.impl for tw in twins]
+    losses = {i: np.empty(total) for i in impls}
+    evals = {i: {"step": [], "epoch": []} for i in impls}
+    final = {i: {} for i in impls}
+    spent = {i: 0.0 for i in impls}
+    param_diff = [] if len(twins) == 2 else None
+    m = recipe.metric
+
+    def run_evaluation(step, epoch):
+        for tw in twins:
+            row = {}
+            for split, x, t in (("train", data.x_train, data.t_train), ("test", data.x_test, data.t_test)):
+                if x is None or (split == "train" and not recipe.eval_train):
+                    continue
+                for k, v in evaluate(tw, x, t, recipe.classification).items():
+                    row[f"{split}_{k}"] = v
+            for k, v in row.items():
+                log(tw.impl, m(k), v, step, epoch)
+                evals[tw.impl].setdefault(k, []).append(v)
+            evals[tw.impl]["step"].append(step)
+            evals[tw.impl]["epoch"].append(epoch)
+            final[tw.impl] = row
+        record_param_diff(step, epoch)
+
+    def record_param_diff(step, epoch):
+        if param_diff is None or (param_diff and param_diff[-1][0] == step):
+            return
+        d = param_difference(twins[0].state_dict(), twins[1].state_dict())
+        param_diff.append((step, d))
+        log("diff", m("param_diff"), d, step, epoch)
+
+    bars = progress_bars(twins, total, recipe.label or recipe.tag)
+    for tw in twins:
+        tw.train(True)
+    run_evaluation(0, 0.0)
+    step = 0
+    epoch = 0
+    while step < total:
+        if shared:
+            order = orders[0](n)
+            twin_orders = [order] * len(twins)
+        else:
+            twin_orders = [o(n) for o in orders]
+        for b in range(per_epoch):
+            if step >= total:
+                break
+            step += 1
+            ep = epoch + (b + 1) / per_epoch
+            step_losses = []
+            if shared:
+                idx = twin_orders[0][b * bs:(b + 1) * bs]
+                x, t = data.x_train[idx], data.t_train[idx]
+                if recipe.augment is not None:
+                    x = recipe.augment(x, augment_rngs[0])  # one draw, seen by every twin
+                batches = [(x, t)] * len(twins)
+            else:
+                batches = []
+                for k in range(len(twins)):
+                    idx = twin_orders[k][b * bs:(b + 1) * bs]
+                    x, t = data.x_train[idx], data.t_train[idx]
+                    if recipe.augment is not None:
+                        x = recipe.augment(x, augment_rngs[k])
+                    batches.append((x, t))
+            for k, tw in enumerate(twins):
+                x, t = batches[k]
+                t0 = time.perf_counter()
+                loss = tw.step(x, t)
+                if tw.scheduler is not None and recipe.scheduler_interval == "step":
+                    tw.scheduler.step()
+                spent[tw.impl] += time.perf_counter() - t0
+                losses[tw.impl][step - 1] = loss
+                step_losses.append(loss)
+                log(tw.impl, m("loss"), loss, step, ep)
+            if len(twins) == 2:
+                log("diff", m("loss_rel_diff"), relative_difference(*step_losses), step, ep)
+            for k, bar in enumerate(bars):
+                bar.update(1)
+                if step % 50 == 0 or step == total:
+                    acc = final[twins[k].impl].get("test_acc", final[twins[k].impl].get("train_acc"))
+                    bar.set_postfix(loss=f"{step_losses[k]:.4f}", acc="-" if acc is None else f"{acc:.4f}")
+            if step % recipe.param_every == 0:
+                record_param_diff(step, ep)
+            if recipe.eval_every and step % recipe.eval_every == 0 and step < total:
+                run_evaluation(step, ep)
+        epoch += 1
+        for tw in twins:
+            if tw.scheduler is not None and recipe.scheduler_interval == "epoch":
+                tw.scheduler.step()
+        if not recipe.eval_every and step < total:
+            run_evaluation(step, float(epoch))
+    run_evaluation(step, epoch - 1 + (((step - 1) % per_epoch) + 1) / per_epoch if step else 0.0)
+    for bar in bars:
+        bar.close()
+
+    loss_rel = None
+    if len(twins) == 2:
+        a, b = losses[impls[0]], losses[impls[1]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loss_rel = np.where(a == b, 0.0, np.abs(a - b) / np.maximum(np.abs(b), np.finfo(np.float64).tiny))
+    for i in impls:
+        final[i]["last_batch_loss"] = float(losses[i][-1]) if total else float("nan")
+    return TrainResult(
+        label=recipe.label or recipe.tag or "model", tag=recipe.tag, mode=mode, seed=seed, steps=total,
+        final=final, history={i: {"step": np.arange(1, total + 1), "loss": losses[i]} for i in impls},
+        evals=evals, loss_rel_diff=loss_rel, param_diff=param_diff,
+        time_per_step={i: spent[i] / max(total, 1) for i in impls},
+        models={tw.impl: tw.model for tw in twins},
+    )
