@@ -184,7 +184,7 @@ def _cast(param: Parameter, value, key=None):
     if isinstance(value, (list, tuple)):
         return type(value)(_cast(param, v) for v in value)
     if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
-        arr = np.array(value)  # a copy, also of a torch tensor
+        arr = np.array(np.asarray(value))  # a copy (np.asarray first: a torch tensor's __array__ takes no copy=)
         if key != "step" and np.issubdtype(arr.dtype, np.floating):
             arr = arr.astype(param.dtype, copy=False)
         return arr
