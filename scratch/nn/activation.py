@@ -70,7 +70,7 @@ class Tanh(Module):
         self.out = None  # cache: y
 
     def forward(self, x):
-        self.out = np.tanh(x)
+        self.out = F.tanh(x)
         return self.out
 
     def backward(self, grad_output):

@@ -31,6 +31,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
+    """tanh, rounded once to x's dtype.
+
+    NumPy's float32 tanh can be a few ulps off; near |y| = 1 that error is all of the
+    gradient 1 - y^2, so lower precisions are computed in float64 and rounded.
+    """
+    if x.dtype.itemsize < 8:
+        return np.tanh(x.astype(np.float64)).astype(x.dtype)
     return np.tanh(x)
 
 
@@ -61,10 +68,14 @@ def softmax(x: np.ndarray, dim=None) -> np.ndarray:
 
 
 def log_softmax(x: np.ndarray, dim=None) -> np.ndarray:
-    """x - max - log(sum(exp(x - max))) along ``dim``: finite for logits of any size."""
+    """x - (max + log(sum(exp(x - max)))) along ``dim``: finite for logits of any size.
+
+    The order of operations is PyTorch's CPU kernel's, so float32 results round alike.
+    """
     if dim is None:
         dim = _softmax_dim("log_softmax", x.ndim)
     dim = _check_dim(dim, x.ndim)
-    shifted = x - x.max(axis=dim, keepdims=True)
-    shifted -= np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
-    return shifted
+    m = x.max(axis=dim, keepdims=True)
+    lse = np.log(np.exp(x - m).sum(axis=dim, keepdims=True))
+    lse += m
+    return x - lse

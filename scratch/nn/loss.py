@@ -222,7 +222,8 @@ class CrossEntropyLoss(_Loss):
         if self.reduction == "none":
             g = np.asarray(g).reshape(p.shape[:-1])[..., None]
         elif self.reduction == "mean":
-            g = g / denominator
+            # Every target ignored: the loss is nan (0/0) but the gradient is 0, as in torch.
+            g = g / denominator if denominator else g * 0
         grad_in *= g
         grad_in = np.moveaxis(grad_in, -1, 1)
         return grad_in[0] if unbatched else grad_in
