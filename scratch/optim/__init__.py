@@ -12,6 +12,6 @@ from scratch.optim.adam import Adam
 from scratch.optim.adamw import AdamW
 from scratch.optim.adagrad import Adagrad
 from scratch.optim.rmsprop import RMSprop
-from scratch.optim import lr_scheduler
+from scratch.optim import book, lr_scheduler
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "book", "lr_scheduler"]
