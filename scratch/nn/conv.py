@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from scratch.nn import init
-from scratch.nn.im2col import col2im, conv_output_size, im2col, pad_channels_last
+from scratch.nn.im2col import col2im_product, conv_output_size, im2col, pad_channels_last
 from scratch.nn.linear import check_dtype
 from scratch.nn.module import Module
 from scratch.nn.parameter import Parameter
@@ -51,10 +51,14 @@ class Conv2d(Module):
     windows copied into col (N*OH*OW, KH*KW*C) (``im2col``); then
         out = col @ W^T + b,  W = weight as (O, KH*KW*C);
     backward, with g = dL/dout as (N*OH*OW, O):
-        dL/dW = g^T col,  dL/db = sum g,  dL/dx = col2im(g W).
+        dL/dW = g^T col,  dL/db = sum g,  dL/dx = col2im(g W)  (``col2im_product``, tap by tap).
     The output is returned in channels-last memory (a transposed view with the
     (N, O, OH, OW) shape): elementwise layers and pooling keep that layout and
     the next convolution reads it without reordering, as PyTorch's channels_last.
+
+    ``needs_input_grad`` (default True): set it False on a network's first layer
+    and ``backward`` skips dL/dx (the col2im) and returns None, as PyTorch's
+    autograd computes no gradient for images that do not require one.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -98,6 +102,7 @@ class Conv2d(Module):
         else:
             self.register_parameter("bias", None)
         self.reset_parameters(generator)
+        self.needs_input_grad = True
         self.cache = None  # (cols per group, padded channels-last shape, output size, unbatched)
 
     def _explicit_pads(self) -> tuple:
@@ -178,16 +183,18 @@ class Conv2d(Module):
         g_all = grad_output.transpose(0, 2, 3, 1).reshape(N * oh * ow, O)  # a copy only if not channels-last
         if self.bias is not None:
             self.bias.accumulate_grad(g_all.sum(axis=0))
-        dxp = np.zeros(padded_shape, dtype=g_all.dtype)
+        dxp = np.zeros(padded_shape, dtype=g_all.dtype) if self.needs_input_grad else None
         dw = np.empty(self.weight.shape, dtype=g_all.dtype)
         for g in range(G):
             gg = g_all[:, g * Og:(g + 1) * Og] if G > 1 else g_all
             dw_g = (gg.T @ cols[g]).reshape(Og, kh, kw, Cg)
             dw[g * Og:(g + 1) * Og] = dw_g.transpose(0, 3, 1, 2)
-            w = self.weight.data[g * Og:(g + 1) * Og].transpose(0, 2, 3, 1).reshape(Og, -1)
-            col2im(gg @ w, (N, Hp, Wp, Cg), self.kernel_size, self.stride, self.dilation,
-                   out=dxp[..., g * Cg:(g + 1) * Cg])
+            if self.needs_input_grad:
+                col2im_product(gg, self.weight.data[g * Og:(g + 1) * Og], (N, Hp, Wp, Cg), self.kernel_size,
+                               self.stride, self.dilation, out=dxp[..., g * Cg:(g + 1) * Cg])
         self.weight.accumulate_grad(dw)
+        if not self.needs_input_grad:
+            return None
         top, bottom, left, right = self._pads
         dx = dxp[:, top:Hp - bottom, left:Wp - right].transpose(0, 3, 1, 2)
         return dx[0] if unbatched else dx

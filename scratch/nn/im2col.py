@@ -16,7 +16,8 @@ one output pixel moves ``stride`` input pixels, moving one kernel tap moves
 col2im is im2col's adjoint (its transpose): it adds every row of a column
 gradient back onto the pixels that row was copied from. The loop runs over the
 KH*KW kernel offsets only; each step is one vectorised add over all samples
-and output pixels.
+and output pixels. A convolution's backward uses ``col2im_product``, the same
+sums with the column gradient computed one tap at a time (never stored whole).
 
 ``im2col_book`` / ``col2im_book`` are the book's teaching versions (channels
 first, (C, KH, KW) column order, loops over the kernel offsets), kept for
@@ -65,21 +66,30 @@ def windows(x: np.ndarray, kernel, stride, dilation, out_size) -> np.ndarray:
                       strides=(sN, sH * sh, sW * sw, sH * dh, sW * dw, sC), writeable=False)
 
 
-def im2col(x: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1)) -> np.ndarray:
-    """Channels-last windows as a matrix: (N, H, W, C) -> (N*OH*OW, KH*KW*C), a fresh contiguous array.
+# Up to this many channels, im2col copies tap by tap (see below).
+TAP_MAJOR_MAX_CHANNELS = 3
 
-    ``x`` is already padded. Column order is (kh, kw, c), matching a weight
-    (O, C, KH, KW) transposed to (O, KH, KW, C).
+
+def im2col(x: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1)) -> np.ndarray:
+    """Channels-last windows as a matrix: (N, H, W, C) -> col (N*OH*OW, KH*KW*C), a fresh array.
+
+    ``x`` is already padded. Row m is window m; column order is (kh, kw, c),
+    matching a weight (O, C, KH, KW) transposed to (O, KH, KW, C).
+
+    The copy runs along whichever side is long in memory. With many channels a
+    window is KW runs of KW*C contiguous values, so col is filled row by row
+    (C order). With a few channels (an image's 1 or 3) those runs are too short
+    to copy efficiently; then col is filled tap by tap, each (N, OH, OW) plane
+    in one sweep, which stores col column-major (its transpose is C-contiguous).
+    BLAS takes either layout as it is, so the caller never needs to know.
     """
     N, H, W, C = x.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     oh, ow = conv_output_size(H, kh, sh, 0, dh), conv_output_size(W, kw, sw, 0, dw)
-    view = windows(x, kernel, stride, dilation, (oh, ow))
-    col = np.empty((N, oh, ow, kh, kw, C), dtype=x.dtype)
-    # One strided copy per kernel row: each source run is KW*C (dilation 1) contiguous values.
-    for p in range(kh):
-        col[:, :, :, p] = view[:, :, :, p]
-    return col.reshape(N * oh * ow, kh * kw * C)
+    view = windows(x, kernel, stride, dilation, (oh, ow))  # (N, OH, OW, KH, KW, C)
+    if C <= TAP_MAJOR_MAX_CHANNELS:
+        return np.ascontiguousarray(view.transpose(3, 4, 5, 0, 1, 2)).reshape(kh * kw * C, N * oh * ow).T
+    return np.ascontiguousarray(view).reshape(N * oh * ow, kh * kw * C)
 
 
 def col2im(col: np.ndarray, shape, kernel, stride=(1, 1), dilation=(1, 1), out=None) -> np.ndarray:
@@ -98,6 +108,30 @@ def col2im(col: np.ndarray, shape, kernel, stride=(1, 1), dilation=(1, 1), out=N
         for q in range(kw):
             # The pixels tap (p, q) of every window touched: a strided slice, hit once per output pixel.
             out[:, p * dh:p * dh + sh * (oh - 1) + 1:sh, q * dw:q * dw + sw * (ow - 1) + 1:sw] += col[:, :, :, p, q]
+    return out
+
+
+def col2im_product(g: np.ndarray, w: np.ndarray, shape, kernel, stride=(1, 1), dilation=(1, 1),
+                   out=None) -> np.ndarray:
+    """``col2im(g @ w)`` computed tap by tap, without ever storing the (N*OH*OW, KH*KW*C) product.
+
+    ``g`` (N*OH*OW, O) is the gradient of a convolution's output, ``w`` its
+    weight (O, C, KH, KW); the result is dL/dx of the padded channels-last input
+    (N, H, W, C). Per kernel tap (p, q) the product g @ w[:, :, p, q] is
+    (N*OH*OW, C), written contiguously and added onto the strided slice of the
+    pixels that tap saw: the same sums as col2im(g @ w), but the column
+    gradient (KH*KW times larger than the image) never goes through memory.
+    """
+    N, H, W, C = shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, ow = conv_output_size(H, kh, sh, 0, dh), conv_output_size(W, kw, sw, 0, dw)
+    g = g.reshape(N, oh, ow, g.shape[-1])
+    taps = w.transpose(2, 3, 0, 1)  # (KH, KW, O, C)
+    if out is None:
+        out = np.zeros(shape, dtype=g.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            out[:, p * dh:p * dh + sh * (oh - 1) + 1:sh, q * dw:q * dw + sw * (ow - 1) + 1:sw] += g @ taps[p, q]
     return out
 
 

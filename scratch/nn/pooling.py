@@ -118,31 +118,61 @@ class MaxPool2d(_Pool2d):
         x, unbatched = _batched("max_pool2d", x)
         out_size, pads = self._geometry(x)
         xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, -np.inf)
-        kh, kw = self.kernel_size
-        best = _tap(xp, 0, 0, self.stride, self.dilation, out_size).copy()
-        arg = np.zeros(best.shape, dtype=np.uint8 if kh * kw < 256 else np.int32)
-        mask = np.empty(best.shape, dtype=bool)
-        for k in range(1, kh * kw):
-            tap = _tap(xp, k // kw, k % kw, self.stride, self.dilation, out_size)
-            # PyTorch's rule: take the new value if it is larger, or NaN; ties keep the first.
-            np.greater(tap, best, out=mask)
-            mask |= np.isnan(tap)
-            np.copyto(best, tap, where=mask)
-            np.copyto(arg, k, where=mask)
-        self.cache = (arg, xp.shape, pads, out_size, unbatched)
-        out = best.transpose(0, 3, 1, 2)
+        taps = self._taps(xp, out_size)
+        # np.maximum propagates NaN, as PyTorch's max does.
+        out = taps[0].copy() if len(taps) == 1 else np.maximum(taps[0], taps[1])
+        for tap in taps[2:]:
+            np.maximum(out, tap, out=out)
+        self.cache = (xp, out, pads, out_size, unbatched)
+        out = out.transpose(0, 3, 1, 2)
         return out[0] if unbatched else out
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        arg, padded_shape, pads, out_size, unbatched = self.cache
-        g = (grad_output[None] if unbatched else grad_output).transpose(0, 2, 3, 1)
-        dxp = np.zeros(padded_shape, dtype=g.dtype)
+    def _taps(self, a: np.ndarray, out_size) -> list:
         kh, kw = self.kernel_size
-        for k in range(kh * kw):
-            tap = _tap(dxp, k // kw, k % kw, self.stride, self.dilation, out_size)
-            np.add(tap, g, out=tap, where=arg == k)
+        return [_tap(a, p, q, self.stride, self.dilation, out_size) for p in range(kh) for q in range(kw)]
+
+    @staticmethod
+    def _routes(taps, out):
+        """For each tap k, a boolean mask of the windows whose gradient goes to that tap.
+
+        PyTorch's kernel scans a window taking a value larger than the best so
+        far, or NaN: so the first tap equal to the maximum, or the last NaN.
+        Plain boolean arithmetic (no masked writes, which are slow in NumPy).
+        """
+        last_nan = [None] * len(taps)
+        if np.isnan(out).any():
+            seen = np.zeros(out.shape, dtype=bool)
+            for k in range(len(taps) - 1, -1, -1):
+                last_nan[k] = np.isnan(taps[k])
+                np.greater(last_nan[k], seen, out=last_nan[k])  # a & ~b for booleans
+                seen |= last_nan[k]
+        taken = np.zeros(out.shape, dtype=bool)
+        for k, tap in enumerate(taps):
+            mask = tap == out
+            if last_nan[k] is not None:
+                mask |= last_nan[k]
+            np.greater(mask, taken, out=mask)
+            if k < len(taps) - 1:
+                taken |= mask
+            yield mask
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        xp, out, pads, out_size, unbatched = self.cache
+        g = (grad_output[None] if unbatched else grad_output).transpose(0, 2, 3, 1)
+        g = np.ascontiguousarray(g, dtype=out.dtype)  # the forward's layout: every pass below runs in memory order
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        overlapping = sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1
+        tiled = (not overlapping and (sh, sw) == (kh, kw) and (dh, dw) == (1, 1)
+                 and xp.shape[1:3] == (out_size[0] * kh, out_size[1] * kw))
+        # Windows that tile the input write every pixel once: no zeroing, no adding.
+        dxp = np.empty(xp.shape, dtype=g.dtype) if tiled else np.zeros(xp.shape, dtype=g.dtype)
+        for tap, route in zip(self._taps(dxp, out_size), self._routes(self._taps(xp, out_size), out)):
+            if overlapping:
+                tap += g * route
+            else:
+                np.multiply(g, route, out=tap)
         top, bottom, left, right = pads
-        dx = dxp[:, top:padded_shape[1] - bottom, left:padded_shape[2] - right].transpose(0, 3, 1, 2)
+        dx = dxp[:, top:xp.shape[1] - bottom, left:xp.shape[2] - right].transpose(0, 3, 1, 2)
         return dx[0] if unbatched else dx
 
     def extra_repr(self) -> str:
