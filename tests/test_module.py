@@ -1,0 +1,170 @@
+"""Module, Parameter and Sequential behave like torch.nn's."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import scratch.nn as snn
+from experiments.compare import to_numpy, to_torch
+
+
+def mlp_pair(dtype=np.float64):
+    s = snn.Sequential(snn.Linear(4, 5, dtype=dtype, generator=np.random.default_rng(0)), snn.ReLU(),
+                       snn.Linear(5, 3, dtype=dtype, generator=np.random.default_rng(1)))
+    t = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)).to(
+        torch.float64 if dtype == np.float64 else torch.float32)
+    return s, t
+
+
+def test_state_dict_keys_and_order_match_torch():
+    s, t = mlp_pair()
+    assert list(s.state_dict()) == list(t.state_dict())
+    assert [n for n, _ in s.named_parameters()] == [n for n, _ in t.named_parameters()]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_state_dict_round_trip_is_bit_exact(dtype):
+    s, t = mlp_pair(dtype)
+    t.load_state_dict(to_torch(s.state_dict()))
+    back = to_numpy(t.state_dict())
+    s2, _ = mlp_pair(dtype)
+    s2.load_state_dict(back)
+    for k, v in s.state_dict().items():
+        assert s2.state_dict()[k].dtype == v.dtype
+        assert np.array_equal(s2.state_dict()[k], v), k
+    x = np.random.default_rng(3).standard_normal((2, 4)).astype(dtype)
+    assert np.array_equal(s(x), s2(x))
+
+
+def test_load_state_dict_errors_name_the_key():
+    s, _ = mlp_pair()
+    sd = dict(s.state_dict())
+    missing = {k: v for k, v in sd.items() if k != "2.bias"}
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "2.bias"'):
+        s.load_state_dict(missing)
+    extra = dict(sd, **{"3.weight": np.zeros(1)})
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "3.weight"'):
+        s.load_state_dict(extra)
+    wrong = dict(sd, **{"0.weight": np.zeros((4, 5))})
+    with pytest.raises(RuntimeError, match=r"size mismatch for 0.weight: copying a param with shape \(4, 5\) "
+                                           r"from checkpoint, the shape in current model is \(5, 4\)"):
+        s.load_state_dict(wrong)
+    result = s.load_state_dict(missing, strict=False)
+    assert result.missing_keys == ["2.bias"] and result.unexpected_keys == []
+
+
+def test_repr_matches_torch():
+    s, t = mlp_pair()
+    assert repr(s) == repr(t)
+    for sm, tm in [(snn.LeakyReLU(0.2), torch.nn.LeakyReLU(0.2)), (snn.Softmax(dim=1), torch.nn.Softmax(dim=1)),
+                   (snn.Flatten(), torch.nn.Flatten()), (snn.Linear(3, 2, bias=False), torch.nn.Linear(3, 2, bias=False)),
+                   (snn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()), (snn.MSELoss(), torch.nn.MSELoss())]:
+        assert repr(sm) == repr(tm)
+
+
+def test_sequential_container():
+    s, _ = mlp_pair()
+    assert len(s) == 3
+    assert isinstance(s[1], snn.ReLU) and s[-1] is s[2]
+    assert [type(m).__name__ for m in s] == ["Linear", "ReLU", "Linear"]
+    head = s[:2]
+    assert isinstance(head, snn.Sequential) and len(head) == 2 and head[0] is s[0]
+    with pytest.raises(IndexError):
+        s[3]
+    assert [n for n, _ in s.named_children()] == ["0", "1", "2"]
+    assert len(list(s.modules())) == 4
+
+
+def test_backward_runs_the_chain_in_reverse_and_gradients_accumulate():
+    s, t = mlp_pair()
+    t.load_state_dict(to_torch(s.state_dict()))
+    rng = np.random.default_rng(5)
+    x1, x2 = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    g1, g2 = rng.standard_normal((3, 3)), rng.standard_normal((2, 3))
+    for x, g in ((x1, g1), (x2, g2)):  # two backward passes, no zero_grad in between
+        s(x)
+        s.backward(g)
+        t(torch.tensor(x)).backward(torch.tensor(g))
+    for (name, p), (_, tp) in zip(s.named_parameters(), t.named_parameters()):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+    s.zero_grad()
+    assert all(p.grad is None for p in s.parameters())
+
+
+def test_train_eval_propagates():
+    s, _ = mlp_pair()
+    assert s.eval() is s
+    assert not any(m.training for m in s.modules())
+    s.train()
+    assert all(m.training for m in s.modules())
+
+
+def test_dtype_is_kept_and_mixing_is_refused():
+    s, _ = mlp_pair(np.float32)
+    x = np.ones((2, 4), np.float32)
+    assert s(x).dtype == np.float32
+    assert s.backward(np.ones((2, 3), np.float32)).dtype == np.float32
+    assert all(p.grad.dtype == np.float32 for p in s.parameters())
+    with pytest.raises(RuntimeError, match="input dtype float64 does not match parameter dtype float32"):
+        s(np.ones((2, 4)))
+    s.double()
+    assert all(p.dtype == np.float64 for p in s.parameters())
+
+
+def test_linear_wrong_feature_size_names_layer_and_shape():
+    lin = snn.Linear(3, 2)
+    with pytest.raises(RuntimeError, match=r"Linear\(in_features=3, out_features=2\): expected input of shape "
+                                           r"\(\*, 3\), got \(4, 5\)"):
+        lin(np.ones((4, 5), np.float32))
+
+
+def test_linear_default_init_matches_torch_bounds():
+    rng = np.random.default_rng(0)
+    lin = snn.Linear(400, 300, generator=rng)
+    bound = 1 / np.sqrt(400)
+    assert np.abs(lin.weight.data).max() <= bound and np.abs(lin.bias.data).max() <= bound
+    # U(-b, b) has std b/sqrt(3): 120,000 draws put the sample std within 1% of it.
+    assert abs(lin.weight.data.std() / (bound / np.sqrt(3)) - 1) < 0.01
+    same = snn.Linear(400, 300, generator=np.random.default_rng(0))
+    assert np.array_equal(same.weight.data, lin.weight.data)
+
+
+def test_parameter_and_buffer_registration():
+    class Net(snn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = snn.Linear(2, 2)
+            self.scale = snn.Parameter(np.ones(2))
+            self.register_buffer("count", np.zeros((), np.int64))
+            self.register_buffer("scratchpad", np.zeros(2), persistent=False)
+
+    net = Net()
+    assert list(net.state_dict()) == ["scale", "count", "fc.weight", "fc.bias"]
+    assert [n for n, _ in net.named_buffers()] == ["count", "scratchpad"]
+    with pytest.raises(TypeError, match="cannot assign 'int' as parameter 'scale'"):
+        net.scale = 3
+    with pytest.raises(AttributeError, match="'Net' object has no attribute 'nothing'"):
+        net.nothing
+
+
+def test_scratch_never_imports_torch():
+    """Import every scratch module in a process where importing torch fails."""
+    code = r"""
+import builtins, importlib, pkgutil, sys
+real_import = builtins.__import__
+def guarded(name, *args, **kwargs):
+    if name == "torch" or name.startswith("torch.") or name.startswith("torchvision"):
+        raise ImportError("scratch must not import torch: " + name)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = guarded
+import scratch
+for info in pkgutil.walk_packages(scratch.__path__, "scratch."):
+    importlib.import_module(info.name)
+assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules), "torch was imported"
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
