@@ -61,6 +61,38 @@ def train_lockstep(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, 
                augment_rngs=[streams.rng("augment")], seed=seed, mode="lockstep")
 
 
+def train_control(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, log=None):
+    """The sensitivity control: the scratch twin against itself, started 1 ulp apart.
+
+    Same init, batches and masks as ``train_lockstep``; the second copy's floating
+    parameters are moved to the next representable number (``np.nextafter``).
+    When this pair drifts apart as fast as the two twins do, the drift is the
+    training's own sensitivity to round-off (unstable or chaotic dynamics), not a
+    difference between NumPy and PyTorch. Returns the per-step relative loss
+    difference of the pair.
+    """
+    dtype = np.dtype(dtype)
+    streams = Streams(seed)
+    data = data.astype(dtype)
+    models = []
+    for _ in range(2):
+        models.append(recipe.scratch_model(dtype, TwinRandom("lockstep", init=streams.rng("init"),
+                                                             dropout=streams.rng("dropout"),
+                                                             augment=streams.rng("augment"))))
+    for p in models[1].parameters():
+        p.data[...] = np.nextafter(p.data, np.inf)
+    twins = [ScratchTwin(m, recipe) for m in models]
+    twins[1].impl = "scratch+1ulp"
+
+    def control_log(impl, metric, value, step, epoch):
+        if impl == "diff" and log is not None:
+            log("control", metric, value, step=step, epoch=epoch, seed=seed)
+
+    result = fit(twins, data, recipe, [streams.rng("batches").permutation], control_log,
+                 augment_rngs=[streams.rng("augment")], seed=seed, mode="control", progress=False)
+    return result.loss_rel_diff
+
+
 def train_independent(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, device="cpu", log=None):
     """Train each twin on its own: native initialisation and random numbers. Returns one ``TrainResult``
     holding both twins' curves (each twin ran alone, so there is no step-by-step parity)."""

@@ -63,12 +63,13 @@ class Context:
         self.headline_text = ""
         self.extra = {}
         self.prefix = ""  # set by the runner in --mode both, so the two passes keep apart
+        self.control = True  # run the 1-ulp control when a lockstep training leaves the tolerance
 
     # -- training ----------------------------------------------------------------
     def train(self, recipe, data, plot=True) -> list:
         """Train ``recipe`` on ``data`` in this run's mode: a list with one ``TrainResult`` (lockstep)
         or one per seed (independent). Metrics, tables and the standard plot follow."""
-        from experiments.lockstep import train_independent, train_lockstep
+        from experiments.lockstep import train_control, train_independent, train_lockstep
 
         tol = 1e-9 if self.dtype == np.float64 else None
         if self.mode == "lockstep":
@@ -77,6 +78,9 @@ class Context:
             results = [train_independent(recipe, data, s, self.dtype, self.device, self.log) for s in self.seeds]
         for r in results:
             r.tolerance = tol if r.mode == "lockstep" else None
+            if r.mode == "lockstep" and tol is not None and self.control and r.max_loss_rel_diff > tol:
+                # Out of tolerance: is it the twins or the training? Run the scratch twin against itself.
+                r.control_loss_rel_diff = train_control(recipe, data, self.seed, self.dtype, self.log)
         self.results.extend(results)
         if plot:
             name = f"{recipe.tag or 'training'}_{self.mode}"
@@ -186,6 +190,11 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
 def _result_summary(r) -> dict:
     return {"label": r.label, "tag": r.tag, "mode": r.mode, "seed": r.seed, "steps": r.steps, "final": r.final,
             "max_loss_rel_diff": r.max_loss_rel_diff, "max_param_diff": r.max_param_diff,
+            "first_step_above_tolerance": r.first_step_above(r.tolerance),
+            "control_max_loss_rel_diff": None if r.control_loss_rel_diff is None else float(
+                np.max(r.control_loss_rel_diff)),
+            "control_first_step_above_tolerance": None if r.control_loss_rel_diff is None else r.first_step_above(
+                r.tolerance, r.control_loss_rel_diff),
             "tolerance": r.tolerance, "time_per_step_s": r.time_per_step}
 
 

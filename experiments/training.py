@@ -253,6 +253,15 @@ class TrainResult:
     time_per_step: dict = field(default_factory=dict)  # impl -> seconds
     models: dict = field(default_factory=dict)  # impl -> trained model (not saved)
     tolerance: Optional[float] = None  # what the loss difference is held to (lockstep, float64)
+    control_loss_rel_diff: Optional[np.ndarray] = None  # scratch vs scratch 1 ulp apart (lockstep.train_control)
+
+    def first_step_above(self, tol, diffs=None):
+        """The first step whose relative loss difference exceeds ``tol`` (None if none does)."""
+        diffs = self.loss_rel_diff if diffs is None else diffs
+        if diffs is None or tol is None:
+            return None
+        above = np.flatnonzero(np.asarray(diffs) > tol)
+        return int(above[0]) + 1 if above.size else None
 
     @property
     def max_loss_rel_diff(self):
@@ -273,7 +282,7 @@ def progress_bars(twins, total: int, label: str):
 
 
 def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed: int = 0,
-        mode: str = "lockstep") -> TrainResult:
+        mode: str = "lockstep", progress: bool = True) -> TrainResult:
     """Train ``twins`` (one or two) on ``data`` following ``recipe``.
 
     ``orders[i](n) -> permutation`` gives twin i's batch order for each epoch; in
@@ -318,7 +327,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         param_diff.append((step, d))
         log("diff", m("param_diff"), d, step, epoch)
 
-    bars = progress_bars(twins, total, recipe.label or recipe.tag)
+    bars = progress_bars(twins, total, recipe.label or recipe.tag) if progress else []
     for tw in twins:
         tw.train(True)
     run_evaluation(0, 0.0)
