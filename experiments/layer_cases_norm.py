@@ -48,10 +48,11 @@ def _batchnorm_case(rng, scratch_cls, torch_cls, shape):
 
 
 def _batch(rng, spatial_dims: int) -> tuple:
-    # N >= 3: with two values per channel xhat is +-1 whatever x is, the input gradient is
-    # O(eps) and central differences measure only their round-off (tests/test_batchnorm.py
-    # checks two-value batches against torch).
-    N, C = int(rng.integers(3, 6)), int(rng.integers(1, 5))
+    # N >= 4. With two values per channel xhat is +-1 whatever x is: the input gradient is
+    # O(eps), a difference of large terms, and central differences (and float32 twins) measure
+    # their round-off; three values are still poorly conditioned in float32.
+    # tests/test_batchnorm.py checks such batches against torch on the scale of the terms.
+    N, C = int(rng.integers(4, 7)), int(rng.integers(1, 5))
     return (N, C) + tuple(int(n) for n in rng.integers(1, 5, spatial_dims))
 
 

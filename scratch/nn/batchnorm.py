@@ -35,11 +35,21 @@ from scratch.nn.module import Module
 from scratch.nn.parameter import Parameter
 
 
+def _channel_sum(a: np.ndarray, axes: tuple) -> np.ndarray:
+    """Per-channel sums, kept as (1, C, 1, ...), accumulated in float64 whatever a's dtype.
+
+    PyTorch's CPU kernels accumulate batch-norm sums in double too; a float32 sum
+    of thousands of values would otherwise lose digits that torch keeps (the
+    results are cast back to the input's dtype before they meet the elements).
+    """
+    return a.sum(axis=axes, keepdims=True, dtype=np.float64)
+
+
 class _BatchNorm(Module):
     """The shared machinery of BatchNorm1d and BatchNorm2d; subclasses check the input's dims."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True, dtype=None):
+                 track_running_stats: bool = True, dtype=None, *, bias: bool = True):
         super().__init__()
         if num_features <= 0:
             raise ValueError(f"{type(self).__name__}: num_features must be positive, got {num_features}")
@@ -49,12 +59,8 @@ class _BatchNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         dtype = np.dtype(dtype or np.float32)
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        self.register_parameter("weight", Parameter(np.ones(num_features, dtype=dtype)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_features, dtype=dtype)) if affine and bias else None)
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
@@ -75,7 +81,8 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         if self.affine:
             self.weight.data[...] = 1
-            self.bias.data[...] = 0
+            if self.bias is not None:
+                self.bias.data[...] = 0
 
     def _check_input_dim(self, x: np.ndarray) -> None:
         raise NotImplementedError
@@ -120,13 +127,13 @@ class _BatchNorm(Module):
                 raise ValueError(
                     f"Expected more than 1 value per channel when training, got input size {x.shape}"
                 )
-            mean = x.mean(axis=axes, keepdims=True)
-            xc = x - mean
-            var = (xc * xc).mean(axis=axes, keepdims=True)
-            invstd = 1 / np.sqrt(var + x.dtype.type(self.eps))
+            mean = _channel_sum(x, axes) / m  # float64, see _channel_sum
+            xc = x - mean.astype(x.dtype)
+            var = _channel_sum(xc * xc, axes) / m
+            invstd = (1 / np.sqrt(var + self.eps)).astype(x.dtype)
             if self.training and self.track_running_stats:
                 # PyTorch's update, in its order of operations; running_var takes the unbiased variance.
-                unbiased = var.reshape(-1) * x.dtype.type(m / (m - 1))
+                unbiased = var.reshape(-1) * (m / (m - 1))
                 self.running_mean[...] = factor * mean.reshape(-1) + (1 - factor) * self.running_mean
                 self.running_var[...] = factor * unbiased + (1 - factor) * self.running_var
         else:
@@ -136,16 +143,20 @@ class _BatchNorm(Module):
         self.cache = (xhat, invstd, axes, use_batch_stats)
         if not self.affine:
             return xhat
-        return xhat * self.weight.data.reshape(shape) + self.bias.data.reshape(shape)
+        out = xhat * self.weight.data.reshape(shape)
+        if self.bias is not None:
+            out += self.bias.data.reshape(shape)
+        return out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         xhat, invstd, axes, use_batch_stats = self.cache
         g = grad_output
-        sum_g = g.sum(axis=axes, keepdims=True)
-        sum_g_xhat = (g * xhat).sum(axis=axes, keepdims=True)
+        sum_g = _channel_sum(g, axes).astype(g.dtype)
+        sum_g_xhat = _channel_sum(g * xhat, axes).astype(g.dtype)
         if self.affine:
             self.weight.accumulate_grad(sum_g_xhat.reshape(-1))
-            self.bias.accumulate_grad(sum_g.reshape(-1))
+            if self.bias is not None:
+                self.bias.accumulate_grad(sum_g.reshape(-1))
             scale = invstd * self.weight.data.reshape(invstd.shape)
         else:
             scale = invstd
@@ -153,11 +164,11 @@ class _BatchNorm(Module):
             return g * scale
         m = g.size // self.num_features
         # The mean and variance depend on every x of the channel: two correction terms.
-        return (scale / m) * (m * g - sum_g - xhat * sum_g_xhat)
+        return (scale / g.dtype.type(m)) * (g.dtype.type(m) * g - sum_g - xhat * sum_g_xhat)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -169,6 +180,7 @@ class BatchNorm1d(_BatchNorm):
         momentum: weight of the new batch statistic in the running average
             (default 0.1); None for a cumulative average over all batches.
         affine: learn gamma (``weight``, init 1) and beta (``bias``, init 0) (default True).
+        bias: keyword-only; with affine, learn beta too (default True; False keeps gamma only).
         track_running_stats: keep ``running_mean`` (init 0), ``running_var`` (init 1) and
             ``num_batches_tracked`` (int64, 0-d) for eval mode (default True).
         dtype: parameter and running-statistic dtype (default float32).
