@@ -85,23 +85,26 @@ def _source_coordinates(matrices: np.ndarray, height: int, width: int, dtype):
 def _fma32(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     """x * y + z for float32 arrays, rounded once (a fused multiply-add).
 
-    x * y is exact in float64; the sum p + z is float64 s plus an exact error e
-    (Knuth's two-sum). Rounding s to float32 is right except when s lies exactly
-    half-way between two float32 values and e != 0: then e decides the side.
-    Exact ties are common in image warps (quarter turns of odd-by-even images).
+    x * y is exact in float64, and rounding the float64 sum s to float32 is right
+    except when s lies exactly half-way between two float32 values (its 29 low
+    mantissa bits are 1000...0) and the sum was itself rounded: then the lost
+    part e (Knuth's two-sum) decides the side. Such ties are common in image
+    warps (quarter turns of odd-by-even images), so they are worth getting right.
     """
     shape = np.broadcast_shapes(x.shape, y.shape, z.shape)
     p = np.broadcast_to(x.astype(np.float64) * y.astype(np.float64), shape)
     q = np.broadcast_to(z.astype(np.float64), shape)
     s = p + q
-    bb = s - p
-    e = (p - (s - bb)) + (q - bb)
     r = s.astype(np.float32)
-    r64 = r.astype(np.float64)
-    far = np.nextafter(r, np.where(s > r64, np.float32(np.inf), np.float32(-np.inf)))
-    tie = (s == (r64 + far.astype(np.float64)) * 0.5) & (e != 0)
-    toward_far = (e > 0) == (far > r)
-    return np.where(tie & toward_far, far, r)
+    tie = (s.view(np.int64) & 0x1FFFFFFF) == 0x10000000
+    if tie.any():
+        p, q, s, rt = p[tie], q[tie], s[tie], r[tie]
+        bb = s - p
+        e = (p - (s - bb)) + (q - bb)  # p + q == s + e exactly
+        rt = np.where((e > 0) & (rt < s), np.nextafter(rt, np.float32(np.inf)), rt)
+        rt = np.where((e < 0) & (rt > s), np.nextafter(rt, np.float32(-np.inf)), rt)
+        r[tie] = rt
+    return r
 
 
 def _gather(flat: np.ndarray, iy: np.ndarray, ix: np.ndarray, width: int) -> np.ndarray:
