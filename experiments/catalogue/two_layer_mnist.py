@@ -7,7 +7,7 @@ with sigmoid.
 """
 from experiments.catalogue import experiment
 from experiments.catalogue._data import mnist
-from experiments.report import markdown_table
+from experiments.results import markdown_table
 from experiments.training import Recipe
 from scratch.models.two_layer import TwoLayerNet
 from torch_ref.models.two_layer import TwoLayerNet as TorchTwoLayerNet
@@ -19,11 +19,11 @@ BOOK = {"relu": 0.97, "sigmoid": 0.945}  # the book's test accuracies after 10,0
     number=5, name="two_layer_mnist", chapter="4-5",
     shows="784-50-10 net, ReLU and sigmoid, SGD lr 0.1, batch 100: train/test accuracy per epoch "
           "(book: ~97% and ~94.5% test)",
-    durations={"quick": 25, "full": 120},
+    durations={"quick": 25, "full": 90},
     profiles={
         "tiny": dict(synthetic=True, n_train=600, n_test=200, iterations=24, hidden=50,
                      activations=["relu", "sigmoid"]),
-        "quick": dict(synthetic=False, n_train=None, n_test=None, iterations=3000, hidden=50,
+        "quick": dict(synthetic=False, n_train=None, n_test=None, iterations=2000, hidden=50,
                       activations=["relu", "sigmoid"]),
         "full": dict(synthetic=False, n_train=None, n_test=None, iterations=10000, hidden=50,
                      activations=["relu", "sigmoid"]),
