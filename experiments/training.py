@@ -61,6 +61,8 @@ class Recipe:
     ``scheduler`` names a class of ``lr_scheduler`` in both twins, stepped every
     epoch (``scheduler_interval="epoch"``) or every step ("step").
     ``augment(x, rng) -> x`` transforms each training batch.
+    ``param_groups(model) -> list of dicts`` gives the optimizer parameter groups
+    instead of ``model.parameters()`` (e.g. weight decay on the weights only).
     ``tag`` prefixes the metric names ("relu/test_acc") when an experiment
     trains several models; ``label`` names the model in the report.
     """
@@ -80,6 +82,7 @@ class Recipe:
     scheduler_kwargs: dict = field(default_factory=dict)
     scheduler_interval: str = "epoch"
     augment: Optional[Callable] = None
+    param_groups: Optional[Callable] = None  # model -> the optimizer's parameter groups (default: all parameters)
     classification: bool = True  # accuracy is measured; otherwise only the loss
     eval_train: bool = True  # also evaluate on the whole training set (False: test set only)
     tag: str = ""
@@ -126,7 +129,8 @@ class ScratchTwin:
         import scratch.optim as optim
 
         self.model = model
-        self.optimizer = getattr(optim, recipe.optimizer)(model.parameters(), **recipe.optimizer_kwargs)
+        params = recipe.param_groups(model) if recipe.param_groups else model.parameters()
+        self.optimizer = getattr(optim, recipe.optimizer)(params, **recipe.optimizer_kwargs)
         self.criterion = getattr(snn, recipe.loss)(**recipe.loss_kwargs)
         self.scheduler = None
         if recipe.scheduler:
@@ -161,7 +165,8 @@ class TorchTwin:
     def __init__(self, model, recipe: Recipe, device="cpu"):
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.optimizer = getattr(torch.optim, recipe.optimizer)(self.model.parameters(), **recipe.optimizer_kwargs)
+        params = recipe.param_groups(self.model) if recipe.param_groups else self.model.parameters()
+        self.optimizer = getattr(torch.optim, recipe.optimizer)(params, **recipe.optimizer_kwargs)
         self.criterion = getattr(torch.nn, recipe.loss)(**recipe.loss_kwargs)
         self.scheduler = None
         if recipe.scheduler:
