@@ -1,0 +1,66 @@
+"""im2col / col2im: the strided-view versions against the book's loops, and col2im as im2col's adjoint."""
+import numpy as np
+import pytest
+
+from scratch.nn.im2col import (col2im, col2im_book, col2im_product, conv_output_size, im2col, im2col_book,
+                               pad_channels_last, windows)
+
+
+def _book_order(col, N, oh, ow, kh, kw, C):
+    """Our (kh, kw, c) column order -> the book's (c, kh, kw)."""
+    return col.reshape(N * oh * ow, kh, kw, C).transpose(0, 3, 1, 2).reshape(N * oh * ow, C * kh * kw)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_im2col_equals_book(seed):
+    rng = np.random.default_rng(seed)
+    N, C = int(rng.integers(1, 4)), int(rng.choice([1, 2, 3, 4, 7]))  # both sides of the tap-major switch
+    kh = kw = int(rng.integers(1, 5))  # the book's version takes one square-kernel size
+    stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+    H, W = (int(v) for v in rng.integers(kh, 10, 2))
+    dtype = [np.float64, np.float32][seed % 2]
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    oh, ow = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+    col = im2col(pad_channels_last(x, (pad, pad, pad, pad)), (kh, kw), (stride, stride))
+    assert col.shape == (N * oh * ow, kh * kw * C) and col.dtype == dtype
+    np.testing.assert_array_equal(_book_order(col, N, oh, ow, kh, kw, C), im2col_book(x, kh, kw, stride, pad))
+
+    g = rng.standard_normal(col.shape).astype(dtype)
+    g_book = _book_order(g, N, oh, ow, kh, kw, C)
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    ours = col2im(g, (N, Hp, Wp, C), (kh, kw), (stride, stride))[:, pad:pad + H, pad:pad + W].transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(ours, col2im_book(g_book, x.shape, kh, kw, stride, pad),
+                               rtol=1e-12 if dtype == np.float64 else 1e-5, atol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_col2im_is_the_adjoint_and_product_form_agrees(seed):
+    """<im2col(x), y> = <x, col2im(y)> for any x, y, with dilation and uneven strides; col2im_product = col2im(g W)."""
+    rng = np.random.default_rng(100 + seed)
+    N, C, O = int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 5))
+    kernel = tuple(int(v) for v in rng.integers(1, 4, 2))
+    stride, dilation = tuple(int(v) for v in rng.integers(1, 3, 2)), tuple(int(v) for v in rng.integers(1, 3, 2))
+    H, W = (d * (k - 1) + 1 + int(rng.integers(0, 5)) for k, d in zip(kernel, dilation))
+    x = rng.standard_normal((N, H, W, C))
+    col = im2col(x, kernel, stride, dilation)
+    y = rng.standard_normal(col.shape)
+    back = col2im(y, x.shape, kernel, stride, dilation)
+    assert np.isclose(np.sum(col * y), np.sum(x * back), rtol=1e-12, atol=1e-12)
+
+    g = rng.standard_normal((col.shape[0], O))
+    w = rng.standard_normal((O, C) + kernel)
+    w_cols = w.transpose(0, 2, 3, 1).reshape(O, -1)
+    np.testing.assert_allclose(col2im_product(g, w, x.shape, kernel, stride, dilation),
+                               col2im(g @ w_cols, x.shape, kernel, stride, dilation), rtol=1e-12, atol=1e-12)
+
+
+def test_windows_is_a_view_and_pad_keeps_layout():
+    x = np.arange(2 * 5 * 6 * 3, dtype=np.float32).reshape(2, 5, 6, 3)
+    v = windows(x, (2, 3), (1, 2), (2, 1), (3, 2))
+    assert np.shares_memory(v, x) and not v.flags.writeable
+    assert v[1, 2, 1, 1, 2, 0] == x[1, 2 * 1 + 1 * 2, 1 * 2 + 2 * 1, 0]
+    nchw = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    padded = pad_channels_last(nchw, (1, 2, 0, 3))
+    assert padded.shape == (2, 7, 8, 3) and padded.flags.c_contiguous
+    np.testing.assert_array_equal(padded[:, 1:5, 0:5], nchw.transpose(0, 2, 3, 1))
+    assert padded[:, 0].sum() == 0 and padded[:, 5:].sum() == 0 and padded[:, :, 5:].sum() == 0
