@@ -10,3 +10,4 @@ from scratch.nn.module import Module, ModuleList, Sequential
 from scratch.nn.parameter import Parameter
 from scratch.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from scratch.nn.regularization import L2Penalty, l2_penalty
+from scratch.nn.residual import Residual, ResidualBlock
