@@ -12,6 +12,7 @@ import torch
 
 import scratch.optim
 from experiments.compare import compare_arrays, to_torch
+from experiments.threads import threads
 from scratch.models import convnets as S
 from torch_ref.models import convnets as T
 
@@ -31,12 +32,10 @@ def generated_images(rng, n: int, classes: int = 10, size: int = 28, noise: floa
 
 
 @pytest.fixture
-def one_torch_thread():
-    """Tiny float64 batches gain nothing from threads, and on a busy machine threads cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread():
+    """Tiny float64 batches gain nothing from threads, and on a busy machine spinning thread pools cost a lot."""
+    with threads(1):
+        yield
 
 
 def _twins(name, seed, dtype=np.float64, **kwargs):
@@ -53,7 +52,7 @@ def _twins(name, seed, dtype=np.float64, **kwargs):
 
 
 @pytest.mark.parametrize("name,batch,lr", [("SimpleConvNet", 8, 0.05), ("DeepConvNet", 4, 0.01)])
-def test_lockstep_100_steps_float64(name, batch, lr, one_torch_thread):
+def test_lockstep_100_steps_float64(name, batch, lr, one_thread):
     s, t = _twins(name, seed=0)
     rng = np.random.default_rng(42)
     images, labels = generated_images(rng, 200)
@@ -94,7 +93,7 @@ def test_same_state_dict_keys_and_shapes():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_forward_and_gradients_match_in_eval_and_float32(dtype, one_torch_thread):
+def test_forward_and_gradients_match_in_eval_and_float32(dtype, one_thread):
     """One forward and backward of a whole network: every parameter gradient, to the layer tolerance."""
     tol = {np.float64: 1e-10, np.float32: 1e-5}[dtype]
     rng = np.random.default_rng(9)
