@@ -217,7 +217,9 @@ def affine(img, angle, translate, scale=1.0, shear=(0.0, 0.0), interpolation="ne
         interpolation: ``"nearest"`` (default) or ``"bilinear"``.
         fill: value outside the image; ``None`` (default) reads zeros, a number or
             one per channel blends through the in-bounds mask like torchvision.
-        center: ``(cx, cy)`` in pixel coordinates (default: the image centre).
+        center: ``(cx, cy)`` as torchvision takes it, in coordinates where pixel
+            ``j`` covers ``[j, j + 1)``: ``(4.5, 4.5)`` turns about pixel (4, 4).
+            Default: the image centre.
 
     Returns an array of the same shape and dtype.
     """
