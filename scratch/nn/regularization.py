@@ -11,10 +11,12 @@ W <- W - lr * lambda * W; tests/test_weight_decay.py shows both facts.
 """
 import numpy as np
 
+from scratch.nn.parameter import Parameter
+
 
 def l2_penalty(weights, weight_decay_lambda: float) -> np.ndarray:
     """R = 0.5 * lambda * sum over ``weights`` (Parameters or arrays) of sum(W^2), a 0-d array."""
-    arrays = [getattr(w, "data", w) for w in weights]
+    arrays = [w.data if isinstance(w, Parameter) else np.asarray(w) for w in weights]
     if not arrays:
         return np.asarray(0.0)
     dtype = arrays[0].dtype
