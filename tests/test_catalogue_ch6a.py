@@ -1,0 +1,77 @@
+"""Catalogue entries 7-11 (chapter 6, first half) on the tiny profile: complete reports, lockstep parity.
+
+Each experiment runs end to end through the runner into a temporary folder and
+must leave report.md, metrics.csv, summary.json and the plots its report names;
+trained ones must keep the twins' losses within 1e-9 relative at every step
+(float64 lockstep), read from the runner's own parity record in summary.json.
+"""
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from experiments import catalogue
+from experiments.runner import run_experiment
+
+LOCKSTEP_TOL = 1e-9
+
+
+def run_tiny(name, tmp_path, **kwargs):
+    folder = run_experiment(catalogue.get(name), profile="tiny", out=tmp_path, **kwargs)
+    summary = json.loads((folder / "summary.json").read_text())
+    report = (folder / "report.md").read_text()
+    with open(folder / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    return folder, summary, report, rows
+
+
+def assert_complete(folder, summary, report, rows):
+    assert rows, "metrics.csv is empty"
+    assert summary["headline_text"]
+    for png in summary["figures"]:
+        assert (folder / png).stat().st_size > 1000, png
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
+        assert (folder / link).exists(), link
+    assert "## Parity" in report and "## Environment" in report
+    assert "**NO**" not in report  # every parity figure with a tolerance is within it
+
+
+def assert_lockstep(summary, n_models):
+    models = [m for m in summary["models"] if m["mode"] == "lockstep"]
+    assert len(models) == n_models
+    for m in models:
+        assert m["max_loss_rel_diff"] is not None
+        assert m["max_loss_rel_diff"] <= LOCKSTEP_TOL, (m["label"], m["max_loss_rel_diff"])
+        assert m["first_step_above_tolerance"] is None
+        for impl in ("scratch", "torch"):
+            assert np.isfinite(m["final"][impl]["last_batch_loss"])
+    assert summary["worst_loss_rel_diff"] <= LOCKSTEP_TOL
+
+
+# -- 7. optimizer_paths --------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_optimizer_paths(tmp_path, dtype):
+    folder, summary, report, rows = run_tiny("optimizer_paths", tmp_path, dtype=dtype)
+    assert_complete(folder, summary, report, rows)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    twin = [p for p in summary["parity"] if "vs torch.optim" in p["name"] and "book" not in p["name"]]
+    assert len(twin) == 5 and all(p["value"] <= tol and p["tolerance"] == tol for p in twin)
+    # The book's SGD is PyTorch's; its Nesterov is not (the velocity after the update, not before).
+    book = summary["extra"]["book_vs_torch"]
+    assert book["SGD"] <= tol and book["Momentum"] <= 1e3 * tol
+    assert book["Nesterov"] > 1e-3
+    # Every path starts at (-7, 2) and SGD with lr 0.95 flips the sign of y at every step (the zig-zag).
+    ys = [float(r["value"]) for r in rows if r["impl"] == "torch" and r["metric"] == "SGD/y"]
+    assert ys[0] == 2.0 and len(ys) == 31
+    assert all(a * b < 0 for a, b in zip(ys, ys[1:]))
+
+
+# -- 8. optimizer_compare_mnist ------------------------------------------------------------------------
+def test_optimizer_compare_mnist(tmp_path):
+    folder, summary, report, rows = run_tiny("optimizer_compare_mnist", tmp_path)
+    assert_complete(folder, summary, report, rows)
+    assert_lockstep(summary, 5)
+    steps = {r["step"] for r in rows if r["metric"] == "Adam/loss" and r["impl"] == "torch"}
+    assert len(steps) == summary["config"]["iterations"]
