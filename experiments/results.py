@@ -219,8 +219,13 @@ def parity_rows(results, extra) -> list:
         if r.mode != "lockstep":
             continue
         first = r.first_step_above(r.tolerance)
+        worst = ""
+        if r.loss_rel_diff is not None and len(r.loss_rel_diff):
+            i = int(np.argmax(r.loss_rel_diff))
+            a, b = r.history["scratch"]["loss"][i], r.history["torch"]["loss"][i]
+            worst = f"; worst at step {i + 1}: loss {fmt(b)}, |difference| {fmt(abs(a - b))}"
         rows.append({"figure": f"{r.label}: largest |loss difference| / loss over {r.steps} steps"
-                               + (f" (first above tolerance at step {first})" if first else ""),
+                               + (f" (first above tolerance at step {first})" if first else "") + worst,
                      "value": fmt(r.max_loss_rel_diff), "tolerance": fmt(r.tolerance),
                      "within": _within(r.max_loss_rel_diff, r.tolerance)})
         rows.append({"figure": f"{r.label}: largest parameter difference (scaled)",
@@ -327,3 +332,49 @@ def write_index(out, catalogue_order=()) -> Path:
         f.write(text)
     os.replace(tmp, path)  # atomic: readers see the old index or the new one
     return path
+
+
+def report_problems(folder) -> list:
+    """What is missing or inconsistent in a report folder (an empty list: it is complete).
+
+    Checks the DESIGN.md layout: metrics.csv with the long-format columns and at
+    least one row, summary.json with the run's description, report.md with its
+    sections, and every plot that report.md or summary.json names.
+    """
+    import re
+
+    folder = Path(folder)
+    problems = []
+    for name in ("metrics.csv", "summary.json", "report.md"):
+        if not (folder / name).is_file():
+            problems.append(f"{name} is missing")
+    if problems:
+        return problems
+    with open(folder / "metrics.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or tuple(rows[0]) != COLUMNS:
+        problems.append(f"metrics.csv header is {rows[:1]}, expected {list(COLUMNS)}")
+    elif len(rows) < 2:
+        problems.append("metrics.csv has no rows")
+    summary = json.loads((folder / "summary.json").read_text())
+    for key in ("experiment", "profile", "mode", "seed", "dtype", "config", "environment", "headline_text"):
+        if key not in summary:
+            problems.append(f"summary.json lacks {key!r}")
+    text = (folder / "report.md").read_text()
+    for heading in ("## What was run", "## Environment"):
+        if heading not in text:
+            problems.append(f"report.md lacks the section {heading!r}")
+    for env_key in ("python", "numpy", "torch", "git_commit", "date"):
+        if f"- {env_key}:" not in text:
+            problems.append(f"report.md's environment lacks {env_key}")
+    images = set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)) | set(summary.get("figures", []))
+    if not images:
+        problems.append("no plot")
+    for image in images:
+        if not (folder / image).is_file():
+            problems.append(f"plot {image} is named but missing")
+    if summary.get("models") and "## Time per step" not in text:
+        problems.append("report.md lacks the time per step of the twins")
+    if summary.get("models") and "## Final metrics, side by side" not in text:
+        problems.append("report.md lacks the side-by-side final metrics")
+    return problems

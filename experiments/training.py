@@ -407,5 +407,5 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         final=final, history={i: {"step": np.arange(1, total + 1), "loss": losses[i]} for i in impls},
         evals=evals, loss_rel_diff=loss_rel, param_diff=param_diff,
         time_per_step={i: spent[i] / max(total, 1) for i in impls},
-        models={tw.impl: tw.model for tw in twins},
+        models={tw.impl: getattr(tw, "model", None) for tw in twins},
     )

@@ -5,6 +5,7 @@ implementations: the notes' own NumPy code (``init_network``/``forward``), the
 scratch twin and the torch twin, on the book's input and on a random batch;
 then the backward pass of both twins against each other (no training here).
 """
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -64,6 +65,24 @@ def run(ctx):
     for r in records:
         ctx.parity(f"scratch vs torch autograd, {len(batch)} random inputs: {r.tensor} (scaled)", r.scaled, tol)
         ctx.log("diff", f"{r.tensor}/scaled_error", r.scaled, step=0)
+
+    g = np.linspace(-10, 10, 81)
+    grid = np.array(np.meshgrid(g, g)).reshape(2, -1).T.astype(dtype)
+    ys = s_net(grid)
+    with torch.no_grad():
+        yt = t_net(torch.tensor(grid)).numpy()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for j in range(2):
+        im = axes[j].imshow(ys[:, j].reshape(len(g), len(g)), origin="lower", extent=(-10, 10, -10, 10))
+        axes[j].plot(*BOOK_X, "r+", ms=12)
+        axes[j].set(title=f"y[{j}] (scratch); + marks x = [1.0, 0.5]", xlabel="x1", ylabel="x2")
+        fig.colorbar(im, ax=axes[j])
+    im = axes[2].imshow(np.log10(np.maximum(np.abs(ys - yt).max(axis=1), 1e-20)).reshape(len(g), len(g)),
+                        origin="lower", extent=(-10, 10, -10, 10), cmap="viridis")
+    axes[2].set(title="log10 max |scratch - torch| (1e-20 where equal)", xlabel="x1", ylabel="x2")
+    fig.colorbar(im, ax=axes[2])
+    fig.tight_layout()
+    ctx.savefig(fig, "outputs", "the fixed-weight network's two outputs over [-10, 10]^2 and the twins' difference")
 
     ctx.headline(f"y = [{outs['scratch'][0]:.8f}, {outs['scratch'][1]:.8f}] (book [0.31682708, 0.69627909]); "
                  f"worst twin difference {max(r.scaled for r in records):.1e}")

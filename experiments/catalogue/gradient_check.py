@@ -9,6 +9,7 @@ difference relative to the largest gradient. Then every layer of the scratch
 library, in random configurations, against both references (the per-layer table
 of ``python -m experiments gradcheck``).
 """
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -93,6 +94,29 @@ def run(ctx):
         ctx.log("diff", f"layers/{s['layer']}/{s['check']}/worst_error", float(s["error"]))
     failed = [s for s in summary if s["result"] != "ok"]
     ctx.parity(f"layer checks out of tolerance (of {len(summary)}: {len(names)} layers x checks)", len(failed), 0)
+
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5), gridspec_kw={"width_ratios": [1, 2.2]})
+    names_p = [n for n, _ in twin.named_parameters()]
+    pos = np.arange(len(names_p))
+    num = [compare_arrays(n, backprop[n], numeric[n]).scaled for n in names_p]
+    auto = [compare_arrays(n, p.grad, autograd[n]).scaled for n, p in twin.named_parameters()]
+    axes[0].bar(pos - 0.2, np.maximum(num, 1e-20), 0.4, label="backprop vs numerical (float64)")
+    axes[0].bar(pos + 0.2, np.maximum(auto, 1e-20), 0.4, label=f"scratch vs autograd ({dtype})")
+    axes[0].axhline(tol_num, color="tab:blue", ls="--", lw=0.8)
+    axes[0].axhline(tol_twin, color="tab:orange", ls="--", lw=0.8)
+    axes[0].set(yscale="log", xticks=pos, ylabel="scaled error (dashed: tolerances)", title="TwoLayerNet")
+    axes[0].set_xticklabels(names_p, rotation=30)
+    axes[0].legend(fontsize=8)
+    ratio = [max(s["error"], 1e-20) / s["tolerance"] for s in summary]
+    colors = {"torch float64": "tab:blue", "torch float32": "tab:orange", "numerical float64": "tab:green"}
+    axes[1].bar(np.arange(len(summary)), ratio, color=[colors.get(s["check"], "gray") for s in summary])
+    axes[1].axhline(1.0, color="tab:red", lw=1)
+    axes[1].set(yscale="log", ylabel="worst error / tolerance (below the red line: ok)",
+                title="every layer: " + ", ".join(f"{c} ({k})" for k, c in colors.items()),
+                xticks=np.arange(len(summary)))
+    axes[1].set_xticklabels([s["layer"] for s in summary], rotation=90, fontsize=7)
+    fig.tight_layout()
+    ctx.savefig(fig, "gradient_errors", "gradient errors of the two-layer net and of every layer, against tolerances")
 
     worst_num = max(compare_arrays(n, backprop[n], numeric[n]).scaled for n in backprop)
     ctx.headline(f"backprop vs numerical {worst_num:.1e}, vs autograd "
