@@ -1,0 +1,431 @@
+"""``python -m experiments bench``: time the NumPy twin against the PyTorch twin, write reports/bench/.
+
+What is timed, in float32 at batch 100 (``--batch``):
+
+- layers, forward + backward (input gradient included): Linear(784, 100), the
+  Conv2d of both CNNs at their own shapes, MaxPool2d 2x2, BatchNorm1d/2d;
+- full training steps, forward + loss + backward + Adam update + zero_grad:
+  the MLP 784-100-100-10, SimpleConvNet and DeepConvNet.
+
+How: both twins in this process, with the same number of threads each
+(``--threads``, torch's pool and NumPy's OpenBLAS), warm-up calls first, then
+``--repeats`` rounds that time one call of each twin, alternating which goes
+first; the report gives medians. Peak memory is measured per twin in a fresh
+subprocess: the rise of the peak resident set size over a few calls, after
+the model and data are built.
+
+The roofline: the matrix-product FLOPs of a step (forward, weight gradients,
+input gradients except the first layer's) divided by the float32 matrix-product
+rate measured here (the faster of NumPy's and torch's on a 2048^3 product): the
+time a step would take if it were only its matrix products at full speed.
+
+The report also profiles the scratch twin's steps layer by layer (where the
+time goes). No test asserts a time; ``--quick`` runs everything tiny.
+"""
+import argparse
+import csv
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from experiments.report import REPORTS, atomic_dir, environment, environment_markdown, markdown_table
+from experiments.threads import get_threads, threads
+
+TARGETS = {"step MLP 784-100-100-10": 0.8, "step SimpleConvNet": 0.5, "step DeepConvNet": 1.0}
+
+
+# -- cases --------------------------------------------------------------------
+@dataclass
+class Case:
+    name: str
+    kind: str  # "layer" or "step"
+    build: Callable  # (twin: "scratch" | "torch", batch: int) -> (call, flops)
+    notes: str = ""
+    model: Callable = field(default=None, repr=False)  # (batch) -> scratch model and inputs, for the profile
+
+
+def _data(batch: int, shape, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch,) + tuple(shape)).astype(np.float32), rng.integers(0, 10, batch)
+
+
+def _layer_case(name, make_scratch, make_torch, in_shape, flops, notes=""):
+    def build(twin, batch):
+        x, _ = _data(batch, in_shape)
+        if twin == "scratch":
+            m = make_scratch()
+            G = np.ones_like(m(x))
+
+            def call():
+                m(x)
+                m.backward(G)
+                m.zero_grad()
+        else:
+            m = make_torch()
+            xt = torch.tensor(x, requires_grad=True)
+            G = torch.ones_like(m(xt))
+
+            def call():
+                m(xt).backward(G)
+                xt.grad = None
+                m.zero_grad()
+        return call, flops(batch)
+    return Case(name, "layer", build, notes)
+
+
+def _conv_flops(cin, cout, k, out_hw):
+    # Forward, weight gradient and input gradient: three products of the same size.
+    return lambda n: 3 * 2 * n * out_hw[0] * out_hw[1] * cin * k * k * cout
+
+
+def layer_cases() -> list:
+    import scratch.nn as snn
+    from scratch.nn.batchnorm import BatchNorm1d, BatchNorm2d
+
+    cases = [_layer_case("Linear 784->100", lambda: snn.Linear(784, 100), lambda: torch.nn.Linear(784, 100),
+                         (784,), lambda n: 3 * 2 * n * 784 * 100)]
+    convs = [("SimpleConvNet conv1", 1, 30, 5, 0, 28)]
+    channels, size = 1, 28
+    for i, (cout, pad) in enumerate([(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)], start=1):
+        convs.append((f"DeepConvNet conv{i}", channels, cout, 3, pad, size))
+        channels, size = cout, size + 2 * pad - 2
+        if i % 2 == 0:
+            size //= 2
+    for label, cin, cout, k, pad, hw in convs:
+        out = hw + 2 * pad - k + 1
+        cases.append(_layer_case(
+            f"Conv2d {label}", lambda cin=cin, cout=cout, k=k, pad=pad: snn.Conv2d(cin, cout, k, padding=pad),
+            lambda cin=cin, cout=cout, k=k, pad=pad: torch.nn.Conv2d(cin, cout, k, padding=pad),
+            (cin, hw, hw), _conv_flops(cin, cout, k, (out, out)), f"{cin}->{cout}, {k}x{k}, pad {pad}, {hw}x{hw}"))
+    for label, shape in [("SimpleConvNet pool", (30, 24, 24)), ("DeepConvNet pool1", (16, 28, 28))]:
+        cases.append(_layer_case(f"MaxPool2d {label}", lambda: snn.MaxPool2d(2), lambda: torch.nn.MaxPool2d(2),
+                                 shape, lambda n: 0, f"2x2 on {shape}"))
+    cases.append(_layer_case("BatchNorm1d 100", lambda: BatchNorm1d(100), lambda: torch.nn.BatchNorm1d(100),
+                             (100,), lambda n: 0))
+    cases.append(_layer_case("BatchNorm2d 16x28x28", lambda: BatchNorm2d(16), lambda: torch.nn.BatchNorm2d(16),
+                             (16, 28, 28), lambda n: 0))
+    return cases
+
+
+def _models(name):
+    from scratch.models import convnets as S
+    from scratch.models import multilayer as SM
+    from torch_ref.models import convnets as T
+    from torch_ref.models import multilayer as TM
+
+    if name == "MLP 784-100-100-10":
+        return ((lambda: SM.MultiLayerNet(784, [100, 100], 10, generator=np.random.default_rng(0))),
+                (lambda: TM.MultiLayerNet(784, [100, 100], 10)), (784,))
+    if name == "SimpleConvNet":
+        return ((lambda: S.SimpleConvNet(generator=np.random.default_rng(0))), T.SimpleConvNet, (1, 28, 28))
+    return ((lambda: S.DeepConvNet(generator=np.random.default_rng(0))), T.DeepConvNet, (1, 28, 28))
+
+
+def matmul_flops(model, x) -> int:
+    """Matrix-product FLOPs of one training step of a scratch model on ``x``.
+
+    Per Linear/Conv2d layer, the forward product, the weight gradient and (for
+    every layer but the first, whose input needs no gradient) the input gradient.
+    """
+    from scratch.nn import Conv2d, Linear
+
+    total, first = 0, True
+    for layer in model.layers:
+        y = layer(x)
+        if isinstance(layer, Linear):
+            one = 2 * x.shape[0] * layer.in_features * layer.out_features
+        elif isinstance(layer, Conv2d):
+            kh, kw = layer.kernel_size
+            one = 2 * y.size * (layer.in_channels // layer.groups) * kh * kw
+        else:
+            x = y
+            continue
+        total += one * (2 if first else 3)
+        first = False
+        x = y
+    return total
+
+
+def _step_case(name):
+    make_scratch, make_torch, in_shape = _models(name)
+
+    def build(twin, batch):
+        import scratch.optim
+
+        x, t = _data(batch, in_shape)
+        if twin == "scratch":
+            model = make_scratch()
+            opt = scratch.optim.Adam(model.parameters(), lr=1e-3)
+
+            def call():
+                model.loss(x, t)
+                model.loss_backward()
+                opt.step()
+                opt.zero_grad()
+            flops = matmul_flops(model, x)
+        else:
+            model = make_torch()
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            xt, tt = torch.tensor(x), torch.tensor(t)
+
+            def call():
+                opt.zero_grad()
+                model.loss(xt, tt).backward()
+                opt.step()
+            flops = None
+        return call, flops
+
+    def scratch_model(batch):
+        x, t = _data(batch, in_shape)
+        return make_scratch(), x, t
+
+    return Case(f"step {name}", "step", build, "forward, loss, backward, Adam, zero_grad", scratch_model)
+
+
+def all_cases() -> list:
+    return layer_cases() + [_step_case(n) for n in ("MLP 784-100-100-10", "SimpleConvNet", "DeepConvNet")]
+
+
+# -- measuring ----------------------------------------------------------------
+def time_pair(scratch_call, torch_call, repeats: int, warmup: int):
+    """Median seconds per call of each, alternating which runs first in each round."""
+    for _ in range(warmup):
+        scratch_call()
+        torch_call()
+    times = {"scratch": [], "torch": []}
+    for r in range(repeats):
+        order = [("scratch", scratch_call), ("torch", torch_call)]
+        for twin, call in (order if r % 2 == 0 else order[::-1]):
+            t0 = time.perf_counter()
+            call()
+            times[twin].append(time.perf_counter() - t0)
+    return {twin: statistics.median(ts) for twin, ts in times.items()}
+
+
+def matmul_rate(n: int = 2048, repeats: int = 5) -> dict:
+    """Float32 matrix-product rate (FLOP/s) of NumPy and of torch, best of ``repeats``."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    at = torch.tensor(a)
+    rates = {}
+    for lib, fn in (("numpy", lambda: a @ a), ("torch", lambda: at @ at)):
+        fn()
+        best = min(_timed(fn) for _ in range(repeats))
+        rates[lib] = 2 * n ** 3 / best
+    return rates
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def memory_child(case_name: str, twin: str, batch: int, n_threads: int) -> int:
+    """Peak RSS growth (bytes) over 3 calls of one twin's case, in this process (run it in a fresh one)."""
+    import resource
+
+    with threads(n_threads):
+        case = next(c for c in all_cases() if c.name == case_name)
+        call, _ = case.build(twin, batch)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for _ in range(3):
+            call()
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (after - before) * 1024  # ru_maxrss is in KiB on Linux
+
+
+def peak_memory(case_name: str, twin: str, batch: int, n_threads: int):
+    code = ("import sys; from experiments.bench import memory_child; "
+            f"print(memory_child({case_name!r}, {twin!r}, {batch}, {n_threads}))")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+        return int(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def profile_scratch(case: Case, batch: int, repeats: int) -> list:
+    """Median milliseconds per top-level layer (forward and backward) and for the Adam step, scratch twin."""
+    import scratch.optim
+
+    model, x, t = case.model(batch)
+    opt = scratch.optim.Adam(model.parameters(), lr=1e-3)
+    spent = {}
+
+    def wrap(name, fn):
+        def timed(*a):
+            t0 = time.perf_counter()
+            out = fn(*a)
+            spent.setdefault(name, []).append(time.perf_counter() - t0)
+            return out
+        return timed
+
+    for name, layer in model.layers.named_children():
+        object.__setattr__(layer, "forward", wrap(f"{name} forward", layer.forward))
+        object.__setattr__(layer, "backward", wrap(f"{name} backward", layer.backward))
+    loss_layer = model.last_layer
+    object.__setattr__(loss_layer, "forward", wrap("loss forward", loss_layer.forward))
+    object.__setattr__(loss_layer, "backward", wrap("loss backward", loss_layer.backward))
+    step = wrap("Adam step", opt.step)
+    for _ in range(repeats + 1):
+        model.loss(x, t)
+        model.loss_backward()
+        step()
+        opt.zero_grad()
+    rows = [(name, statistics.median(ts[1:]) * 1e3) for name, ts in spent.items()]
+    total = sum(ms for _, ms in rows)
+    rows.sort(key=lambda r: -r[1])
+    return [{"part": name, "ms": ms, "share": ms / total} for name, ms in rows]
+
+
+# -- the command --------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch", type=int, default=100, help="batch size (default 100)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for each twin, torch and NumPy's OpenBLAS alike (default: torch's default)")
+    parser.add_argument("--repeats", type=int, default=21, help="timed rounds per case; medians reported")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls of each twin first")
+    parser.add_argument("--only", nargs="*", default=None, help="case names containing any of these words")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: batch 2, 2 repeats, 1 warm-up, no memory, short profile")
+    parser.add_argument("--out", default=str(REPORTS / "bench"), help="report folder (default reports/bench)")
+
+
+def main(args) -> int:
+    if args.quick:
+        args.batch, args.repeats, args.warmup, args.no_memory = 2, 2, 1, True
+    n_threads = args.threads or torch.get_num_threads()
+    cases = all_cases()
+    if args.only:
+        cases = [c for c in cases if any(w.lower() in c.name.lower() for w in args.only)]
+    rows, profiles = [], {}
+    with threads(n_threads):
+        used = get_threads()
+        rates = matmul_rate(256 if args.quick else 2048)
+        peak = max(rates.values())
+        for case in cases:
+            s_call, flops = case.build("scratch", args.batch)
+            t_call, _ = case.build("torch", args.batch)
+            med = time_pair(s_call, t_call, args.repeats, args.warmup)
+            row = {"case": case.name, "kind": case.kind, "notes": case.notes,
+                   "scratch_ms": med["scratch"] * 1e3, "torch_ms": med["torch"] * 1e3,
+                   "ratio": med["scratch"] / med["torch"], "target": TARGETS.get(case.name, ""),
+                   "gflop": flops / 1e9 if flops else 0.0,
+                   "roofline_ms": flops / peak * 1e3 if flops else 0.0}
+            if flops:
+                row["scratch_x_roofline"] = row["scratch_ms"] / row["roofline_ms"]
+                row["torch_x_roofline"] = row["torch_ms"] / row["roofline_ms"]
+            rows.append(row)
+            print(f"{case.name:40s} scratch {row['scratch_ms']:9.2f} ms  torch {row['torch_ms']:9.2f} ms  "
+                  f"ratio {row['ratio']:.2f}", flush=True)
+            if case.kind == "step":
+                profiles[case.name] = profile_scratch(case, args.batch, 2 if args.quick else 7)
+    if not args.no_memory:
+        for row in rows:
+            for twin in ("scratch", "torch"):
+                mem = peak_memory(row["case"], twin, args.batch, n_threads)
+                row[f"{twin}_peak_MiB"] = mem / 2**20 if mem is not None else ""
+    write_report(args, rows, profiles, rates, used)
+    return 0
+
+
+def _blas() -> str:
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version')} ({blas.get('openblas configuration', '').strip()})"
+    except Exception:  # noqa: BLE001 - the description is best effort
+        return "unknown"
+
+
+def write_report(args, rows, profiles, rates, used) -> None:
+    env = environment()
+    env.update({
+        "numpy_blas": _blas(),
+        "torch_parallel": torch.__config__.parallel_info().splitlines()[-1].strip(),
+        "torch_mkldnn": torch.backends.mkldnn.is_available(),
+        "threads_used": json.dumps(used),
+        "float32_matmul_GFLOPs": json.dumps({k: round(v / 1e9, 1) for k, v in rates.items()}),
+    })
+    columns = ["case", "kind", "notes", "scratch_ms", "torch_ms", "ratio", "target", "gflop", "roofline_ms",
+               "scratch_x_roofline", "torch_x_roofline", "scratch_peak_MiB", "torch_peak_MiB"]
+    with atomic_dir(args.out) as tmp:
+        with open(tmp / "bench.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        _bar_chart(rows, tmp / "ratios.png")
+        (tmp / "report.md").write_text(_markdown(args, rows, profiles, env, columns))
+
+
+def _bar_chart(rows, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rows) + 1.5))
+    names = [r["case"] for r in rows][::-1]
+    ratios = [r["ratio"] for r in rows][::-1]
+    colors = ["tab:green" if r <= (t or 1.0) else "tab:red"
+              for r, t in zip(ratios, [r["target"] for r in rows][::-1])]
+    ax.barh(names, ratios, color=colors)
+    ax.axvline(1.0, color="black", lw=1)
+    for i, r in enumerate(rows[::-1]):
+        if r["target"]:
+            ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], color="tab:blue", lw=2)
+    ax.set_xscale("log")
+    ax.set_xlabel("scratch time / torch time (log scale; < 1: NumPy twin faster; blue ticks: targets)")
+    ax.set_title("NumPy twin vs PyTorch CPU, float32, same threads")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _markdown(args, rows, profiles, env, columns) -> str:
+    steps = [r for r in rows if r["kind"] == "step"]
+    lines = [
+        "# Benchmark: the NumPy twin against PyTorch on the CPU",
+        "",
+        f"Float32, batch {args.batch}, median of {args.repeats} interleaved rounds after {args.warmup} warm-up "
+        "calls, both twins in one process with the same threads. Layers: forward + backward (input gradient "
+        "included). Steps: forward, loss, backward, Adam update, zero_grad. Peak memory: rise of the peak "
+        "resident set over 3 calls in a fresh process (model and data already built).",
+        "",
+        "## Training steps against the targets",
+        "",
+        markdown_table([{"case": r["case"], "scratch ms": r["scratch_ms"], "torch ms": r["torch_ms"],
+                         "ratio": r["ratio"], "target": r["target"],
+                         "met": "yes" if r["target"] and r["ratio"] <= r["target"] else "no"} for r in steps]),
+        "## Roofline",
+        "",
+        "Matrix-product FLOPs of a step / the measured float32 matmul rate "
+        f"({env['float32_matmul_GFLOPs']} GFLOP/s; the faster is used): the time of the products alone at full "
+        "speed. 'x roofline' is how many times that each twin takes; the rest is memory traffic "
+        "(im2col, pooling, elementwise layers, the optimizer) and overhead.",
+        "",
+        markdown_table([{"case": r["case"], "GFLOP": r["gflop"], "roofline ms": r["roofline_ms"],
+                         "scratch x roofline": r.get("scratch_x_roofline", ""),
+                         "torch x roofline": r.get("torch_x_roofline", "")} for r in rows if r["gflop"]]),
+        "## All cases",
+        "",
+        markdown_table(rows, [c for c in columns if c not in ("kind",)]),
+        "![scratch/torch time ratios](ratios.png)",
+        "",
+        "## Where the scratch time goes",
+        "",
+        "Median ms per part of one training step, largest first (the layers' own forward and backward, "
+        "the loss, the Adam update).",
+        "",
+    ]
+    for name, prof in profiles.items():
+        lines += [f"### {name}", "", markdown_table(prof[:12]), ""]
+    lines += ["## Environment", "", environment_markdown(env)]
+    return "\n".join(lines)

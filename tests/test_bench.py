@@ -1,0 +1,44 @@
+"""The bench command on tiny sizes: it runs, writes a whole report, and counts FLOPs right. No time is asserted."""
+import csv
+
+import numpy as np
+
+from experiments import bench
+from experiments.__main__ import main
+from scratch.models.convnets import SimpleConvNet
+
+
+def test_bench_smoke(tmp_path):
+    out = tmp_path / "bench"
+    assert main(["bench", "--quick", "--threads", "1", "--only", "Linear", "MaxPool2d SimpleConvNet",
+                 "step MLP", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"report.md", "bench.csv", "ratios.png"}
+    rows = list(csv.DictReader(open(out / "bench.csv")))
+    assert [r["case"] for r in rows] == ["Linear 784->100", "MaxPool2d SimpleConvNet pool", "step MLP 784-100-100-10"]
+    for r in rows:
+        assert float(r["scratch_ms"]) > 0 and float(r["torch_ms"]) > 0
+        assert np.isclose(float(r["ratio"]), float(r["scratch_ms"]) / float(r["torch_ms"]))
+    report = (out / "report.md").read_text()
+    for heading in ("Training steps against the targets", "Roofline", "Where the scratch time goes", "numpy_blas"):
+        assert heading in report
+
+
+def test_every_case_builds_both_twins():
+    names = [c.name for c in bench.all_cases()]
+    assert len(names) == len(set(names))
+    for case in bench.all_cases():
+        for twin in ("scratch", "torch"):
+            call, _ = case.build(twin, 1)
+            call()
+
+
+def test_matmul_flops_of_simpleconvnet():
+    n = 3
+    x = np.zeros((n, 1, 28, 28), dtype=np.float32)
+    conv = 2 * n * 24 * 24 * 30 * 25  # forward product and weight gradient; no input gradient for the images
+    affine = 2 * n * 4320 * 100 + 2 * n * 100 * 10
+    assert bench.matmul_flops(SimpleConvNet(), x) == 2 * conv + 3 * affine
+
+
+def test_memory_child_reports_bytes():
+    assert bench.memory_child("Linear 784->100", "scratch", 2, 1) >= 0
