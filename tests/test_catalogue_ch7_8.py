@@ -1,0 +1,63 @@
+"""Catalogue entries of chapters 3, 7 and 8 (simple_convnet, deep_convnet, augmentation, mnist_inference,
+half_precision, residual_net) on their tiny profiles, and the residual layer against torch autograd.
+
+Each experiment runs end to end through the runner into a temporary folder and must leave a complete
+report; trained ones must keep both twins' losses within 1e-9 relative at every step in float64
+(the runner's parity record, checked here against metrics.csv too).
+"""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import scratch.nn as snn
+from experiments import catalogue
+from experiments.compare import compare_module, copy_weights
+from experiments.runner import run_experiment
+from torch_ref.models import resnet as tres
+
+LOCKSTEP_TOL = 1e-9
+
+
+def _run(name, tmp_path, **kwargs):
+    folder = run_experiment(catalogue.get(name), profile="tiny", out=tmp_path, **kwargs)
+    summary = json.loads((folder / "summary.json").read_text())
+    report = (folder / "report.md").read_text()
+    for f in summary["figures"]:
+        assert (folder / f).stat().st_size > 0, f
+        assert f in report, f"{f} not shown in report.md"
+    with open(folder / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows, "metrics.csv is empty"
+    assert (tmp_path / "README.md").exists()
+    return folder, summary, report, rows
+
+
+def _check_lockstep(summary, rows, trainings):
+    models = [m for m in summary["models"] if m["mode"] == "lockstep"]
+    assert len(models) == trainings
+    for m in models:
+        assert m["max_loss_rel_diff"] <= LOCKSTEP_TOL, m
+        assert m["steps"] > 0
+        assert m["max_param_diff"] < 1e-9
+    diffs = [float(r["value"]) for r in rows if r["impl"] == "diff" and r["metric"].endswith("loss_rel_diff")]
+    assert len(diffs) == sum(m["steps"] for m in models)
+    assert max(diffs) <= LOCKSTEP_TOL
+
+
+@pytest.mark.parametrize("name, trainings, figures", [
+    ("simple_convnet", 1, {"filters.png", "training_lockstep.png"}),
+    ("deep_convnet", 1, {"misclassified.png", "training_lockstep.png"}),
+])
+def test_cnn_entries_tiny_lockstep(name, trainings, figures, tmp_path):
+    folder, summary, report, rows = _run(name, tmp_path)
+    assert figures <= set(summary["figures"])
+    assert "Against the book" in report and "## Parity" in report
+    _check_lockstep(summary, rows, trainings)
+    for p in summary["parity"]:
+        if p["name"].startswith("test images the twins classify differently"):
+            assert p["value"] == 0
+        elif "scratch vs torch" in p["name"] or "pixel difference" in p["name"]:
+            assert p["value"] < 1e-9, p
