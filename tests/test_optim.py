@@ -10,6 +10,8 @@ import copy
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from experiments.compare import compare_arrays
 from experiments.optim_transfer import optimizer_state_to_numpy, optimizer_state_to_torch
@@ -60,7 +62,7 @@ CONFIGS = [
     ("AdamW", dict(lr=0.01, betas=(0.5, 0.9), maximize=True)),
 ]
 CONFIG_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for name, kw in CONFIGS]
-SHAPES = [(4, 3), (3,), (2, 2)]
+SHAPES = [(4, 3), (), (3,), (2, 2)]  # a 0-d parameter too: NumPy turns 0-d results into scalars
 
 
 def _make_pair(name, kw, dtype, torch_kw, rng):
@@ -93,7 +95,7 @@ def _worst(sp, tp):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name,kw", CONFIGS, ids=CONFIG_IDS)
 def test_same_gradients_200_steps(name, kw, dtype):
-    rng = np.random.default_rng(hash(name) % 1000)
+    rng = np.random.default_rng(len(name) + int(kw["lr"] * 1000))
     (s_opt, sp), (t_opt, tp) = _make_pair(name, kw, dtype, dict(foreach=False), np.random.default_rng(0))
     # torch's default path (foreach/fused chosen by torch) on the same parameters, from the same start
     tp_default = [torch.tensor(b.detach().numpy().copy(), requires_grad=True) for b in tp]
@@ -124,6 +126,32 @@ def test_same_gradients_200_steps(name, kw, dtype):
                 assert compare_arrays(key, value, ref).ok(TOL[dtype])
     for a in sp:
         assert a.data.dtype == dtype
+
+
+@settings(max_examples=20, deadline=None)
+@given(config=st.sampled_from(CONFIGS),
+       shapes=st.lists(st.lists(st.integers(1, 5), min_size=0, max_size=3).map(tuple), min_size=1, max_size=3),
+       lr_scale=st.floats(0.1, 10.0), grad_scale=st.floats(1e-3, 1e3), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_random_shapes_and_scales(config, shapes, lr_scale, grad_scale, seed, dtype):
+    """Any shapes (0-d included), learning rates and gradient scales: 30 steps, parameters and dtype agree."""
+    name, kw = config
+    kw = dict(kw, lr=kw["lr"] * lr_scale)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    sp = [Parameter(np.array(a)) for a in arrays]
+    tp = [torch.tensor(np.array(a), requires_grad=True) for a in arrays]
+    s_opt = getattr(soptim, name)(sp, **kw)
+    t_opt = getattr(torch.optim, name)(tp, foreach=False, **kw)
+    for _ in range(30):
+        for a, b in zip(sp, tp):
+            g = np.asarray(grad_scale * rng.standard_normal(a.shape), dtype=dtype)
+            a.grad, b.grad = g.copy(), torch.tensor(g)
+        s_opt.step()
+        t_opt.step()
+    for a, b in zip(sp, tp):
+        assert a.data.dtype == dtype and a.data.shape == tuple(b.shape)
+        assert compare_arrays("p", a.data, b.detach()).ok(TOL[dtype])
 
 
 # -- a real model in lockstep -----------------------------------------------------

@@ -81,5 +81,7 @@ class Adagrad(Optimizer):
                 state["sum"] += g * g
                 std = np.sqrt(state["sum"])
                 std += eps
-                p.data += -clr * g / std
+                update = np.multiply(g, -clr)
+                update /= std
+                p.data += update
         return loss

@@ -90,9 +90,12 @@ class Adam(Optimizer):
                     else:
                         g = g + weight_decay * p.data
 
+                # in place, one temporary at a time, in torch's order of operations
                 _lerp_(exp_avg, g, 1 - beta1)
                 exp_avg_sq *= beta2
-                exp_avg_sq += (1 - beta2) * g * g
+                g2 = np.multiply(g, 1 - beta2)
+                g2 *= g
+                exp_avg_sq += g2
 
                 step = float(state["step"])
                 bias_correction1 = 1 - beta1**step
@@ -102,9 +105,12 @@ class Adam(Optimizer):
 
                 if amsgrad:
                     np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    denom = np.sqrt(state["max_exp_avg_sq"]) / bias_correction2_sqrt
+                    denom = np.sqrt(state["max_exp_avg_sq"])
                 else:
-                    denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt
+                    denom = np.sqrt(exp_avg_sq)
+                denom /= bias_correction2_sqrt
                 denom += eps
-                p.data += -step_size * exp_avg / denom
+                update = np.multiply(exp_avg, -step_size)
+                update /= denom
+                p.data += update
         return loss

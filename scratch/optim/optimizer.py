@@ -204,10 +204,13 @@ def _grad(p: Parameter, maximize: bool) -> np.ndarray:
 def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
     """start <- start + weight (end - start), in torch.lerp's two-branch form (same rounding)."""
     w = start.dtype.type(weight)
+    diff = end - start
     if abs(w) < 0.5:
-        start += w * (end - start)
+        diff *= w
+        start += diff
     else:
-        start[...] = end - (end - start) * (1 - w)
+        diff *= 1 - w
+        np.subtract(end, diff, out=start)
 
 
 def _check_unsupported(name: str, differentiable: bool) -> None:

@@ -80,7 +80,9 @@ class RMSprop(Optimizer):
                     g = g + weight_decay * p.data
 
                 square_avg *= alpha
-                square_avg += (1 - alpha) * g * g
+                g2 = np.multiply(g, 1 - alpha)
+                g2 *= g
+                square_avg += g2
                 if centered:
                     grad_avg = state["grad_avg"]
                     _lerp_(grad_avg, g, 1 - alpha)
@@ -95,5 +97,7 @@ class RMSprop(Optimizer):
                     buf += g / avg
                     p.data += -lr * buf
                 else:
-                    p.data += -lr * g / avg
+                    update = np.multiply(g, -lr)
+                    update /= avg
+                    p.data += update
         return loss

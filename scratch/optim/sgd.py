@@ -1,4 +1,6 @@
 """SGD: stochastic gradient descent, with momentum, dampening, Nesterov and weight decay."""
+import numpy as np
+
 from scratch.optim.optimizer import Optimizer, _check_unsupported, _grad
 
 
@@ -68,7 +70,7 @@ class SGD(Optimizer):
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
                     if buf is None:
-                        buf = state["momentum_buffer"] = g.copy()
+                        buf = state["momentum_buffer"] = np.array(g)  # a copy; an array even for 0-d params
                     else:
                         buf *= momentum
                         buf += (1 - dampening) * g
