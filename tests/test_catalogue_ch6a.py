@@ -75,3 +75,29 @@ def test_optimizer_compare_mnist(tmp_path):
     assert_lockstep(summary, 5)
     steps = {r["step"] for r in rows if r["metric"] == "Adam/loss" and r["impl"] == "torch"}
     assert len(steps) == summary["config"]["iterations"]
+
+
+# -- 9. weight_init_activations ------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_weight_init_activations(tmp_path, dtype):
+    folder, summary, report, rows = run_tiny("weight_init_activations", tmp_path, dtype=dtype)
+    assert_complete(folder, summary, report, rows)
+    tol = 1e-10 if dtype == "float64" else 1e-5
+    acts = [p for p in summary["parity"] if "activations" in p["name"]]
+    assert len(acts) == 12 and all(p["value"] <= tol for p in acts)
+    counts = [p for p in summary["parity"] if p["name"].startswith("histogram counts")]
+    if dtype == "float64":
+        assert counts[0]["value"] == 0
+    # Same bins, same counts: every histogram of each twin sums to the number of outputs in range.
+    hist = {}
+    for r in rows:
+        if r["metric"].endswith("/hist"):
+            hist.setdefault((r["impl"], r["metric"]), []).append(int(r["value"]))
+    assert len(hist) == 2 * 12 * 5 and all(len(h) == 30 for h in hist.values())
+    cells = summary["config"]["samples"] * summary["config"]["nodes"]
+    assert all(sum(h) == cells for (impl, m), h in hist.items() if m.startswith("sigmoid/"))
+    # The book's observations, measured: sigmoid with std 1 saturates, std 0.01 collapses towards 0.5,
+    # and He keeps ReLU's spread where std 0.01 lets it vanish.
+    spread = summary["extra"]["last_layer_std"]
+    assert spread["sigmoid/std=0.01"] < 0.05 < spread["sigmoid/Xavier"] < spread["sigmoid/std=1"]
+    assert spread["relu/std=0.01"] < 1e-4 < 0.3 < spread["relu/He"]
