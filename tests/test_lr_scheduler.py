@@ -45,6 +45,9 @@ SCHEDULERS = {
     "CosineAnnealingLR": dict(T_max=30, eta_min=1e-3),  # 100 epochs: past T_max, the cosine climbs back
     "LinearLR": dict(start_factor=0.25, end_factor=0.9, total_iters=40),
     "LambdaLR": dict(lr_lambda=lambda epoch: 1.0 / (1 + 0.1 * epoch)),
+    "ConstantLR": dict(factor=0.4, total_iters=12),
+    "PolynomialLR": dict(total_iters=70, power=2.0),
+    "MultiplicativeLR": dict(lr_lambda=lambda epoch: 0.99 if epoch % 2 else 0.97),
     "OneCycleLR": dict(max_lr=[0.5, 0.2], total_steps=EPOCHS),
     "OneCycleLR-three-phase-linear": dict(max_lr=0.4, total_steps=EPOCHS, three_phase=True,
                                           anneal_strategy="linear", pct_start=0.25),
@@ -171,7 +174,8 @@ def test_state_dict_resume(name):
         _assert_lrs_equal(sched2.get_last_lr(), reference[epoch], f"{name} resumed epoch {40 + epoch}")
 
 
-@pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR"])
+@pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
+                                  "ConstantLR", "PolynomialLR"])
 def test_closed_form_step_epoch_matches_torch(name):
     kw = SCHEDULERS[name]
     (s_opt, _), (t_opt, _) = _pair()
@@ -205,3 +209,50 @@ def test_validation_messages():
     with pytest.raises(KeyError, match="initial_lr"):
         (fresh, _), _ = _pair()
         ssched.StepLR(fresh, step_size=3, last_epoch=5)
+
+
+def _sequential(module, opt):
+    warmup = module.LinearLR(opt, start_factor=0.1, total_iters=5)
+    cosine = module.CosineAnnealingLR(opt, T_max=40, eta_min=1e-4)
+    tail = module.ExponentialLR(opt, gamma=0.9)
+    return module.SequentialLR(opt, [warmup, cosine, tail], milestones=[5, 45])
+
+
+def test_sequential_lr_matches_torch():
+    """Warm-up, cosine, then exponential decay, switching at the milestones; and resumed from a checkpoint."""
+    (s_opt, _), (t_opt, _) = _pair()
+    s, t = _sequential(ssched, s_opt), _sequential(torch.optim.lr_scheduler, t_opt)
+    _assert_lrs_equal(s.get_last_lr(), t.get_last_lr(), "epoch 0")
+    saved = None
+    for epoch in range(1, EPOCHS + 1):
+        s_opt.step(), t_opt.step(), s.step(), t.step()
+        _assert_lrs_equal(s.get_last_lr(), t.get_last_lr(), f"SequentialLR epoch {epoch}")
+        if epoch == 30:
+            saved = (copy.deepcopy(s_opt.state_dict()), copy.deepcopy(s.state_dict()), epoch)
+    # resume from epoch 30 and replay
+    (s_opt2, _), (t_opt2, _) = _pair()
+    s2, t2 = _sequential(ssched, s_opt2), _sequential(torch.optim.lr_scheduler, t_opt2)
+    s_opt2.load_state_dict(saved[0])
+    s2.load_state_dict(saved[1])
+    t_ref = []
+    for _ in range(EPOCHS):
+        t_opt2.step(), t2.step()
+        t_ref.append(t2.get_last_lr())
+    for epoch in range(saved[2] + 1, EPOCHS + 1):
+        s_opt2.step()
+        s2.step()
+        _assert_lrs_equal(s2.get_last_lr(), t_ref[epoch - 1], f"resumed SequentialLR epoch {epoch}")
+
+
+def test_sequential_lr_validation():
+    (opt, _), (other, _) = _pair()
+    with pytest.raises(ValueError, match="expects at least one scheduler"):
+        ssched.SequentialLR(opt, [], milestones=[])
+    with pytest.raises(ValueError, match="expects number of schedulers provided to be one more"):
+        ssched.SequentialLR(opt, [ssched.StepLR(opt, 3)], milestones=[4])
+    with pytest.raises(ValueError, match="does not support `ReduceLROnPlateau`"):
+        ssched.SequentialLR(opt, [ssched.ReduceLROnPlateau(opt)], milestones=[])
+    with pytest.raises(TypeError, match="lr_lambda should be a function, but got int"):
+        ssched.MultiplicativeLR(opt, 3)
+    with pytest.raises(ValueError, match="Constant multiplicative factor expected to be between 0 and 1"):
+        ssched.ConstantLR(opt, factor=2.0)
