@@ -10,4 +10,4 @@ from scratch.random import manual_seed, default_generator
 from scratch import graph, nn, numerical  # noqa: E402  (nn uses scratch.random)
 from scratch import optim  # noqa: E402
 
-__all__ = ["graph", "nn", "numerical", "random", "manual_seed", "default_generator"]
+__all__ = ["graph", "nn", "numerical", "optim", "random", "manual_seed", "default_generator"]
