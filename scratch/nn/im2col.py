@@ -117,21 +117,42 @@ def col2im_product(g: np.ndarray, w: np.ndarray, shape, kernel, stride=(1, 1), d
 
     ``g`` (N*OH*OW, O) is the gradient of a convolution's output, ``w`` its
     weight (O, C, KH, KW); the result is dL/dx of the padded channels-last input
-    (N, H, W, C). Per kernel tap (p, q) the product g @ w[:, :, p, q] is
-    (N*OH*OW, C), written contiguously and added onto the strided slice of the
-    pixels that tap saw: the same sums as col2im(g @ w), but the column
-    gradient (KH*KW times larger than the image) never goes through memory.
+    (N, H, W, C), added into ``out`` when given. Per kernel tap (p, q) the
+    product g @ w[:, :, p, q] is (N*OH*OW, C), and it is added onto the pixels
+    that tap saw: the same sums as col2im(g @ w), but the column gradient
+    (KH*KW times larger than the image) never goes through memory.
+
+    With stride 1 the adds are made contiguous: number the padded pixels of the
+    whole batch 0, 1, ... in memory order; output pixel (i, j) of tap (p, q)
+    reads pixel f + (p dh W + q dw), f = its own number on the padded grid. So
+    with g laid out on the padded grid (zeros where no output is), each tap
+    adds one product onto one contiguous slab, shifted by that offset.
     """
     N, H, W, C = shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     oh, ow = conv_output_size(H, kh, sh, 0, dh), conv_output_size(W, kw, sw, 0, dw)
-    g = g.reshape(N, oh, ow, g.shape[-1])
+    O = g.shape[-1]
+    g = g.reshape(N, oh, ow, O)
     taps = w.transpose(2, 3, 0, 1)  # (KH, KW, O, C)
-    if out is None:
+    target = out
+    if out is None or not out.flags.c_contiguous:
         out = np.zeros(shape, dtype=g.dtype)
-    for p in range(kh):
-        for q in range(kw):
-            out[:, p * dh:p * dh + sh * (oh - 1) + 1:sh, q * dw:q * dw + sw * (ow - 1) + 1:sw] += g @ taps[p, q]
+    if (sh, sw) == (1, 1):
+        grid = np.zeros((N, H, W, O), dtype=g.dtype)
+        grid[:, :oh, :ow] = g
+        grid, flat = grid.reshape(-1, O), out.reshape(-1, C)
+        rows = N * H * W - ((kh - 1) * dh * W + (kw - 1) * dw)  # the last tap's slab must end inside the batch
+        for p in range(kh):
+            for q in range(kw):
+                offset = p * dh * W + q * dw
+                flat[offset:offset + rows] += grid[:rows] @ taps[p, q]
+    else:
+        for p in range(kh):
+            for q in range(kw):
+                out[:, p * dh:p * dh + sh * (oh - 1) + 1:sh, q * dw:q * dw + sw * (ow - 1) + 1:sw] += g @ taps[p, q]
+    if target is not None and target is not out:
+        target += out
+        return target
     return out
 
 
