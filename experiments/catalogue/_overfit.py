@@ -12,6 +12,16 @@ import numpy as np
 from experiments.results import COLORS, markdown_table
 
 
+def decay_groups(weight_decay: float):
+    """Parameter groups: ``weight_decay`` on the Affine weights, none on the biases (the book's L2 term)."""
+    def groups(model):
+        weights = model.weights()
+        ids = {id(w) for w in weights}
+        return [{"params": weights, "weight_decay": weight_decay},
+                {"params": [p for p in model.parameters() if id(p) not in ids], "weight_decay": 0.0}]
+    return groups
+
+
 def mean_curve(results, impl: str, key: str):
     """Epochs and the mean over seeds of ``evals[impl][key]`` (one seed in lockstep)."""
     epochs = np.asarray(results[0].evals[impl]["epoch"])

@@ -18,7 +18,7 @@ import torch
 
 from experiments.catalogue import experiment
 from experiments.catalogue._data import mnist
-from experiments.catalogue._overfit import accuracy_rows, headline, plot_accuracy, table
+from experiments.catalogue._overfit import accuracy_rows, decay_groups, headline, plot_accuracy, table
 from experiments.compare import to_torch
 from experiments.lockstep import Streams
 from experiments.results import fmt
@@ -26,16 +26,6 @@ from experiments.training import Recipe, param_difference, torch_dtype
 from scratch.models.multilayer import MultiLayerNet
 from scratch.optim import SGD
 from torch_ref.models.multilayer import MultiLayerNet as TorchMultiLayerNet
-
-
-def decay_groups(weight_decay: float):
-    """Parameter groups: ``weight_decay`` on the Affine weights, none on the biases (the book's L2 term)."""
-    def groups(model):
-        weights = model.weights()
-        ids = {id(w) for w in weights}
-        return [{"params": weights, "weight_decay": weight_decay},
-                {"params": [p for p in model.parameters() if id(p) not in ids], "weight_decay": 0.0}]
-    return groups
 
 
 def book_form(cfg, data, lam, seed, dtype, steps):
