@@ -26,6 +26,7 @@ def summary(folder):
 
 def test_registry_has_the_basic_entries_in_order():
     exps = catalogue.all_experiments()
+    assert not [m for m in catalogue.LOAD_ERRORS if m.rsplit(".", 1)[-1] in BASIC], catalogue.LOAD_ERRORS
     names = [e.name for e in exps]
     assert names[:6] == BASIC
     for e in exps:

@@ -46,6 +46,8 @@ nothing (a forward pass, a table) set ``trained=False``.
 """
 import importlib
 import pkgutil
+import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -85,15 +87,25 @@ def experiment(number: int, name: str, chapter: str, shows: str, durations: dict
 
 
 _loaded = False
+LOAD_ERRORS: "dict[str, str]" = {}  # module -> traceback of an entry that failed to import
 
 
 def load_all() -> None:
+    """Import every entry module. One broken entry is reported (``LOAD_ERRORS``, a warning) and
+    leaves the others usable, so that `list` and `run` keep working while it is fixed."""
     global _loaded
     if _loaded:
         return
     for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
+        if info.name.startswith("_"):
+            continue
+        name = f"{__name__}.{info.name}"
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - reported, not hidden
+            LOAD_ERRORS[name] = traceback.format_exc()
+            warnings.warn(f"experiment module {name} failed to import and is left out:\n{LOAD_ERRORS[name]}",
+                          stacklevel=2)
     _loaded = True
 
 
@@ -106,5 +118,6 @@ def get(name: str) -> Experiment:
     load_all()
     if name not in REGISTRY:
         valid = ", ".join(e.name for e in all_experiments())
-        raise KeyError(f"unknown experiment {name!r}; valid experiments are: {valid} (or 'all')")
+        broken = f"; modules that failed to import: {', '.join(LOAD_ERRORS)}" if LOAD_ERRORS else ""
+        raise KeyError(f"unknown experiment {name!r}; valid experiments are: {valid} (or 'all'){broken}")
     return REGISTRY[name]
