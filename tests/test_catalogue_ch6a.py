@@ -101,3 +101,16 @@ def test_weight_init_activations(tmp_path, dtype):
     spread = summary["extra"]["last_layer_std"]
     assert spread["sigmoid/std=0.01"] < 0.05 < spread["sigmoid/Xavier"] < spread["sigmoid/std=1"]
     assert spread["relu/std=0.01"] < 1e-4 < 0.3 < spread["relu/He"]
+
+
+# -- 10. weight_init_compare ---------------------------------------------------------------------------
+def test_weight_init_compare(tmp_path):
+    folder, summary, report, rows = run_tiny("weight_init_compare", tmp_path)
+    assert_complete(folder, summary, report, rows)
+    assert_lockstep(summary, 3)
+    labels = [m["label"] for m in summary["models"]]
+    assert [label.split(" ")[0] for label in labels] == ["std=0.01", "Xavier", "He"]
+    # The three nets start from the same normal draws: their first losses are all close to ln 10.
+    first = [float(r["value"]) for r in rows if r["impl"] == "scratch" and r["metric"].endswith("/loss")
+             and r["step"] == "1"]
+    assert len(first) == 3 and all(abs(v - np.log(10)) < 0.5 for v in first)
