@@ -61,3 +61,33 @@ def test_cnn_entries_tiny_lockstep(name, trainings, figures, tmp_path):
             assert p["value"] == 0
         elif "scratch vs torch" in p["name"] or "pixel difference" in p["name"]:
             assert p["value"] < 1e-9, p
+
+
+def test_augmentation_tiny_lockstep(tmp_path):
+    folder, summary, report, rows = _run("augmentation", tmp_path)
+    assert {"accuracy_by_epoch.png", "augmented_samples.png"} <= set(summary["figures"])
+    _check_lockstep(summary, rows, trainings=4)  # none, rotation, shift, rotation+shift
+    [warp] = [p for p in summary["parity"] if "augmented batch" in p["name"]]
+    assert warp["value"] <= 1e-10
+    assert set(summary["extra"]["test_acc"]) == {"none", "rotation", "shift", "rotation+shift"}
+
+
+def test_augmentation_twins_draw_the_same_warps():
+    """What lockstep relies on: each twin's transform, fed a copy of one stream, warps a batch alike,
+    call after call; a different stream gives a different warp."""
+    from experiments.catalogue.augmentation import transforms
+    import scratch.transforms as st
+    import torch_ref.transforms as tt
+
+    x = np.random.default_rng(3).random((6, 1, 28, 28))
+    for kind in ("rotation", "shift", "rotation+shift"):
+        s, t = transforms(kind, st, np.random.default_rng(11)), transforms(kind, tt, np.random.default_rng(11))
+        for _ in range(3):
+            a, b = s(x), t(torch.from_numpy(x)).numpy()
+            assert np.abs(a - b).max() <= 1e-12
+            assert np.abs(a - x).max() > 0.1  # it did warp
+        other = transforms(kind, st, np.random.default_rng(12))(x)
+        assert np.abs(other - a).max() > 0.1
+    assert transforms("none", st, None) is None
+    with pytest.raises(ValueError, match="unknown variant"):
+        transforms("flip", st, None)
