@@ -18,7 +18,7 @@ in which case there are none and the batch statistics are used in both modes).
 Backward in closed form, per channel, with g = dL/dy and sums over the m values:
 
     dL/dbeta  = sum g,        dL/dgamma = sum g * xhat
-    dL/dx     = gamma / (m * std) * (m * g - sum g - xhat * sum g * xhat)   (batch statistics)
+    dL/dx     = gamma / std * (g - mean g - xhat * mean(g * xhat))         (batch statistics)
     dL/dx     = gamma / std * g                                             (running statistics)
 
 The book's layer (``BookBatchNorm``) differs on purpose and is kept separate:
@@ -129,7 +129,7 @@ class _BatchNorm(Module):
                 )
             mean = _channel_sum(x, axes) / m  # float64, see _channel_sum
             xc = x - mean.astype(x.dtype)
-            var = _channel_sum(xc * xc, axes) / m
+            var = _channel_sum(np.square(xc), axes) / m
             invstd = (1 / np.sqrt(var + self.eps)).astype(x.dtype)
             if self.training and self.track_running_stats:
                 # PyTorch's update, in its order of operations; running_var takes the unbiased variance.
@@ -139,7 +139,7 @@ class _BatchNorm(Module):
         else:
             xc = x - self.running_mean.reshape(shape)
             invstd = (1 / np.sqrt(self.running_var + x.dtype.type(self.eps))).reshape(shape)
-        xhat = xc * invstd
+        xhat = np.multiply(xc, invstd, out=xc)  # xc is this call's own array
         self.cache = (xhat, invstd, axes, use_batch_stats)
         if not self.affine:
             return xhat
@@ -151,20 +151,26 @@ class _BatchNorm(Module):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         xhat, invstd, axes, use_batch_stats = self.cache
         g = grad_output
-        sum_g = _channel_sum(g, axes).astype(g.dtype)
-        sum_g_xhat = _channel_sum(g * xhat, axes).astype(g.dtype)
+        sum_g = _channel_sum(g, axes)
+        g_xhat = g * xhat
+        sum_g_xhat = _channel_sum(g_xhat, axes)
         if self.affine:
-            self.weight.accumulate_grad(sum_g_xhat.reshape(-1))
+            self.weight.accumulate_grad(sum_g_xhat.reshape(-1).astype(g.dtype))
             if self.bias is not None:
-                self.bias.accumulate_grad(sum_g.reshape(-1))
+                self.bias.accumulate_grad(sum_g.reshape(-1).astype(g.dtype))
             scale = invstd * self.weight.data.reshape(invstd.shape)
         else:
             scale = invstd
         if not use_batch_stats:
             return g * scale
         m = g.size // self.num_features
-        # The mean and variance depend on every x of the channel: two correction terms.
-        return (scale / g.dtype.type(m)) * (g.dtype.type(m) * g - sum_g - xhat * sum_g_xhat)
+        # The mean and variance depend on every x of the channel: two correction terms,
+        # dx = scale * (g - mean(g) - xhat * mean(g * xhat)), built in g_xhat's buffer.
+        dx = np.multiply(xhat, (sum_g_xhat / m).astype(g.dtype), out=g_xhat)
+        np.subtract(g, dx, out=dx)
+        dx -= (sum_g / m).astype(g.dtype)
+        dx *= scale
+        return dx
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
