@@ -122,6 +122,12 @@ def test_invalid_p_raises_pytorchs_error(p):
         assert str(ours.value) == str(ref.value)
 
 
+def test_integer_input_is_refused():
+    for cls in (snn.Dropout, snn.BookDropout):
+        with pytest.raises(TypeError, match="floating point"):
+            cls(0.5)(np.ones(4, dtype=np.int64))
+
+
 def test_inplace_writes_into_the_input():
     x = np.ones((10, 10))
     y = snn.Dropout(0.5, inplace=True, generator=np.random.default_rng(0))(x)

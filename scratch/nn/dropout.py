@@ -53,6 +53,8 @@ class Dropout(Module):
         self.multiplier = None  # cache: keep / (1 - p) in x's dtype, None in eval
 
     def _multiplier(self, x: np.ndarray) -> np.ndarray:
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{self._get_name()}: input must be floating point, got dtype {x.dtype}")
         keep = dropout_mask(x.shape, self.p, self.generator)
         if self.p == 1:
             return np.zeros(x.shape, dtype=x.dtype)
@@ -99,6 +101,8 @@ class BookDropout(Dropout):
         super().__init__(p, inplace=False, generator=generator)
 
     def _multiplier(self, x: np.ndarray) -> np.ndarray:
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{self._get_name()}: input must be floating point, got dtype {x.dtype}")
         return dropout_mask(x.shape, self.p, self.generator).astype(x.dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
