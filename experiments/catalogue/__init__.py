@@ -40,9 +40,31 @@ Create ``experiments/catalogue/<name>.py`` (nothing else to edit)::
 
 ``ctx.train`` records the metrics, the side-by-side table, the parity figures,
 the timings and the standard plot; the runner writes the report atomically.
-See ``experiments.runner.Context`` for the rest of ``ctx`` (``log``, ``parity``,
-``seed``, ``dtype``, ``mode``, ``streams``, ``profile``). Experiments that train
-nothing (a forward pass, a table) set ``trained=False``.
+
+What ``ctx`` offers (``experiments.runner.Context``):
+
+- ``ctx.config`` (the profile's dict, ``--set`` applied), ``ctx.profile``,
+  ``ctx.seed``, ``ctx.seeds`` (independent mode), ``ctx.dtype`` (NumPy),
+  ``ctx.mode`` ("lockstep" or "independent"), ``ctx.device`` (torch twin's),
+  ``ctx.dir`` (where files go), ``ctx.streams.rng("data")`` (seeded streams:
+  init, batches, dropout, augment, data).
+- ``ctx.train(recipe, data)``: a list of ``TrainResult`` (one in lockstep, one
+  per seed in independent mode); ``result.final[impl]``, ``result.models[impl]``,
+  ``result.history``, ``result.evals``. A lockstep run out of tolerance is
+  followed by the 1-ulp control (see ``experiments.lockstep.train_control``).
+- ``ctx.log(impl, metric, value, step=, epoch=)``: a row of metrics.csv
+  (keep timings out: metrics.csv must be the same on a re-run).
+- ``ctx.parity(name, value, tolerance)``: a parity figure of your own (a
+  tolerance of None: reported only); the tests hold every figure that has one.
+- ``ctx.headline(text)``, ``ctx.section(title, markdown)``,
+  ``ctx.savefig(fig, name, caption)`` (returns the file name, to embed as
+  ``![...](name.png)`` in a section), ``ctx.extra[key] = value`` (summary.json).
+
+Rules of thumb: the ``tiny`` profile runs in a few seconds on generated data
+(``experiments.catalogue._data.mnist(ctx)`` with ``synthetic=True``), ``quick``
+in about 20 s (the whole catalogue in 10 minutes on 2 cores), ``full`` gives the
+book's numbers. An experiment that trains nothing sets ``trained=False``.
+Modules whose name starts with "_" are helpers, not experiments.
 """
 import importlib
 import pkgutil
