@@ -91,3 +91,35 @@ def test_augmentation_twins_draw_the_same_warps():
     assert transforms("none", st, None) is None
     with pytest.raises(ValueError, match="unknown variant"):
         transforms("flip", st, None)
+
+
+def test_mnist_inference_tiny(tmp_path):
+    folder, summary, report, rows = _run("mnist_inference", tmp_path)
+    assert "time_per_image.png" in summary["figures"]
+    _check_lockstep(summary, rows, trainings=1)
+    parity = {p["name"]: p["value"] for p in summary["parity"]}
+    assert parity["scratch: images where one-by-one and batched predictions differ"] == 0
+    assert parity["torch: images where one-by-one and batched predictions differ"] == 0
+    assert parity["test images the twins predict differently"] == 0
+    assert parity["test scores, scratch vs torch (scaled)"] <= 1e-10
+    # the accuracy count agrees with the accuracy the trainer measured on the same test set
+    final = summary["models"][0]["final"]
+    counts = {r["impl"]: int(float(r["value"])) for r in rows if r["metric"] == "accuracy_cnt"}
+    assert counts["scratch"] == round(final["scratch"]["test_acc"] * 150)
+    assert counts["torch"] == counts["scratch"]
+    # timings stay out of metrics.csv (a re-run with the same seed writes the same file)
+    assert not any("time" in r["metric"] for r in rows)
+
+
+def test_notes_batch_loop_counts_like_a_plain_comparison():
+    from experiments.catalogue.mnist_inference import batched, one_by_one
+    from scratch.models.mlp import MLP
+
+    rng = np.random.default_rng(5)
+    model = MLP([784, 50, 100, 10], "sigmoid", dtype=np.float64, generator=rng)
+    x, t = rng.random((250, 784)), rng.integers(0, 10, 250)
+    expected = np.argmax(model(x), axis=1)
+    for b in (1, 7, 100, 1000):
+        preds, count = batched("scratch", model, x, t, b)
+        assert np.array_equal(preds, expected) and count == int(np.sum(expected == t))
+    assert np.array_equal(one_by_one("scratch", model, x[:20]), expected[:20])
