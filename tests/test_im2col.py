@@ -64,3 +64,15 @@ def test_windows_is_a_view_and_pad_keeps_layout():
     assert padded.shape == (2, 7, 8, 3) and padded.flags.c_contiguous
     np.testing.assert_array_equal(padded[:, 1:5, 0:5], nchw.transpose(0, 2, 3, 1))
     assert padded[:, 0].sum() == 0 and padded[:, 5:].sum() == 0 and padded[:, :, 5:].sum() == 0
+
+
+@pytest.mark.parametrize("C", [1, 5])
+def test_im2col_reuses_a_buffer_of_the_same_geometry(C):
+    rng = np.random.default_rng(C)
+    a, b = rng.standard_normal((2, 2, 7, 6, C))
+    first = im2col(a, (3, 2), (2, 1), (1, 2))
+    again = im2col(b, (3, 2), (2, 1), (1, 2), out=first)
+    assert again is first
+    np.testing.assert_array_equal(again, im2col(b, (3, 2), (2, 1), (1, 2)))
+    other = im2col(b[:, :5], (3, 2), (2, 1), (1, 2), out=first)  # another geometry: a fresh array
+    assert other is not first and other.shape != first.shape

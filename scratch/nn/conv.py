@@ -159,9 +159,12 @@ class Conv2d(Module):
         G, O = self.groups, self.out_channels
         Cg, Og = C // G, O // G
         out = np.empty((N * oh * ow, O), dtype=x.dtype)
+        # The last forward's columns are done with (its backward has run, or never will): reuse their memory.
+        old_cols = self.cache[0] if self.cache is not None else [None] * G
         cols = []
         for g in range(G):
-            col = im2col(xp[..., g * Cg:(g + 1) * Cg], self.kernel_size, self.stride, self.dilation)
+            col = im2col(xp[..., g * Cg:(g + 1) * Cg], self.kernel_size, self.stride, self.dilation,
+                         out=old_cols[g] if len(old_cols) == G else None)
             w = self.weight.data[g * Og:(g + 1) * Og].transpose(0, 2, 3, 1).reshape(Og, -1)
             np.matmul(col, w.T, out=out[:, g * Og:(g + 1) * Og] if G > 1 else out)
             cols.append(col)
