@@ -92,27 +92,23 @@ def _worst(sp, tp):
                key=lambda r: r.scaled)
 
 
+def _same_gradients(name, kw, dtype, torch_kw):
+    rng = np.random.default_rng(len(name) + int(kw["lr"] * 1000))
+    (s_opt, sp), (t_opt, tp) = _make_pair(name, kw, dtype, torch_kw, np.random.default_rng(0))
+    for step in range(STEPS):
+        _feed(sp, tp, rng, step, dtype)
+        s_opt.step()
+        t_opt.step()
+    return (s_opt, sp), (t_opt, tp)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name,kw", CONFIGS, ids=CONFIG_IDS)
 def test_same_gradients_200_steps(name, kw, dtype):
-    rng = np.random.default_rng(len(name) + int(kw["lr"] * 1000))
-    (s_opt, sp), (t_opt, tp) = _make_pair(name, kw, dtype, dict(foreach=False), np.random.default_rng(0))
-    # torch's default path (foreach/fused chosen by torch) on the same parameters, from the same start
-    tp_default = [torch.tensor(b.detach().numpy().copy(), requires_grad=True) for b in tp]
-    t_default = getattr(torch.optim, name)(
-        [{"params": tp_default[:2]}, {"params": tp_default[2:], "lr": kw["lr"] * 0.3}], **kw)
-    for step in range(STEPS):
-        _feed(sp, tp, rng, step, dtype)
-        for b, c in zip(tp, tp_default):
-            c.grad = None if b.grad is None else b.grad.clone()
-        s_opt.step()
-        t_opt.step()
-        t_default.step()
+    """torch's single-tensor code (foreach=False): parameters, then every state array, agree."""
+    (s_opt, sp), (t_opt, tp) = _same_gradients(name, kw, dtype, dict(foreach=False))
     worst = _worst(sp, tp)
     assert worst.ok(TOL[dtype]), f"vs torch foreach=False: {worst}"
-    worst = _worst(sp, tp_default)
-    assert worst.ok(TOL[dtype]), f"vs torch default path: {worst}"
-    # the optimizer state agrees too, and stays in the parameters' dtype
     s_state, t_state = s_opt.state_dict()["state"], t_opt.state_dict()["state"]
     assert s_state.keys() == t_state.keys()
     for k in s_state:
@@ -126,6 +122,27 @@ def test_same_gradients_200_steps(name, kw, dtype):
                 assert compare_arrays(key, value, ref).ok(TOL[dtype])
     for a in sp:
         assert a.data.dtype == dtype
+
+
+# one configuration per optimizer with most options on
+DEFAULT_PATH = [
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01, maximize=True)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.05, initial_accumulator_value=0.1, eps=1e-6)),
+    ("RMSprop", dict(lr=0.005, momentum=0.5, centered=True, weight_decay=0.1, maximize=True, alpha=0.3)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.05, maximize=True)),
+    ("AdamW", dict(lr=0.01, betas=(0.5, 0.9), maximize=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name,kw", DEFAULT_PATH, ids=[n for n, _ in DEFAULT_PATH])
+def test_same_gradients_torch_default_path(name, kw, dtype):
+    """torch left to choose its implementation (foreach/fused per device) agrees just as well."""
+    _, (t_opt, _) = _make_pair(name, kw, dtype, {}, np.random.default_rng(0))
+    assert t_opt.defaults.get("foreach") is None
+    (_, sp), (_, tp) = _same_gradients(name, kw, dtype, {})
+    worst = _worst(sp, tp)
+    assert worst.ok(TOL[dtype]), f"vs torch default path: {worst}"
 
 
 @settings(max_examples=20, deadline=None)
