@@ -9,6 +9,10 @@ time ``step()`` is called (once per epoch, after ``optimizer.step()``)::
         train_one_epoch(model, opt)
         sched.step()
 
+Here: LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ConstantLR, LinearLR,
+ExponentialLR, PolynomialLR, CosineAnnealingLR, SequentialLR, OneCycleLR and
+ReduceLROnPlateau (``step(metric)``), with PyTorch's arguments and defaults.
+
 Most schedulers are *chainable*, like PyTorch's: ``get_lr`` computes the next
 rate from the group's current rate (``lr * gamma``), not from a closed form
 (``base_lr * gamma ** epoch``). The two differ in the last bits, so the
