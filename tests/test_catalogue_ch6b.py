@@ -28,7 +28,8 @@ def run(name, tmp_path, **kw):
 
 def assert_complete(folder, summary):
     report = (folder / "report.md").read_text()
-    for heading in ("## What was run", "## Parity", "## Environment"):
+    headings = ["## What was run", "## Environment"] + (["## Parity"] if summary["mode"] == "lockstep" else [])
+    for heading in headings:
         assert heading in report, heading
     assert summary["headline_text"]
     assert summary["figures"], "no plot"
@@ -94,3 +95,39 @@ def test_weight_decay_book_form_equals_optimizer_form(lockstep_runs):
     assert diffs["scratch_vs_optimizer"] < 1e-12
     assert diffs["torch_vs_optimizer"] < 1e-12
     assert diffs["scratch_vs_torch"] < 1e-12
+
+
+def test_lr_schedules_rates_equal_torch(lockstep_runs):
+    """The replayed schedules: every rate (and one-cycle's momentum) equal to torch's within 1e-12."""
+    folder, summary, rows = lockstep_runs("lr_schedules")
+    rates = [p for p in summary["parity"] if "rate" in p["name"] or "momentum" in p["name"]]
+    assert len(rates) == 4
+    assert all(float(p["value"]) <= 1e-12 for p in rates)
+    logged = [r for r in rows if r["metric"] == "one_cycle/lr"]
+    scratch = [float(r["value"]) for r in logged if r["impl"] == "scratch"]
+    torch_ = [float(r["value"]) for r in logged if r["impl"] == "torch"]
+    assert len(scratch) == len(torch_) == summary["models"][-1]["steps"]
+    assert scratch[0] == pytest.approx(summary["config"]["max_lr"] / 25, rel=1e-12)  # starts at max_lr / div_factor
+    assert max(scratch) <= summary["config"]["max_lr"] and scratch[-1] < scratch[0]
+
+
+def test_hyperparam_search_independent(tmp_path):
+    """Independent mode: each twin on its own initialisation, every trial, a complete report."""
+    folder, summary, rows = run("hyperparam_search", tmp_path, mode="independent", seeds=2)
+    assert_complete(folder, summary)
+    assert {m["mode"] for m in summary["models"]} == {"independent"}
+    assert len(summary["extra"]["trials"]) == summary["config"]["trials"]
+    lrs = [t["lr"] for t in summary["extra"]["trials"]]
+    assert all(1e-6 <= lr <= 1e-2 for lr in lrs)
+    assert all(1e-8 <= t["weight_decay"] <= 1e-4 for t in summary["extra"]["trials"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["weight_decay_overfit", "dropout_overfit", "lr_schedules"])
+def test_tiny_independent_and_float32(name, tmp_path):
+    folder, summary, _ = run(name, tmp_path / "independent", mode="independent", seeds=2)
+    assert_complete(folder, summary)
+    folder, summary, rows = run(name, tmp_path / "float32", dtype="float32")
+    assert_complete(folder, summary)
+    # float32 lockstep: reported, not asserted by DESIGN.md; a few steps stay within float32 round-off.
+    assert all(m["max_loss_rel_diff"] < 1e-5 for m in summary["models"])
