@@ -123,3 +123,139 @@ def test_notes_batch_loop_counts_like_a_plain_comparison():
         preds, count = batched("scratch", model, x, t, b)
         assert np.array_equal(preds, expected) and count == int(np.sum(expected == t))
     assert np.array_equal(one_by_one("scratch", model, x[:20]), expected[:20])
+
+
+def test_half_precision_tiny(tmp_path):
+    folder, summary, report, rows = _run("half_precision", tmp_path)
+    _check_lockstep(summary, rows, trainings=1)  # tiny never reuses kept weights: it trains its own
+    assert "accuracy_and_logits.png" in summary["figures"]
+    for p in summary["parity"]:
+        if p["tolerance"] is not None:
+            assert p["value"] <= p["tolerance"], p
+    # float16 really computed in float16, in both twins; the book's way computed in float64
+    table = report.split("## Inference per dtype")[1]
+    for impl in ("scratch", "torch"):
+        assert f"| {impl} | float16 | float16 |" in table
+    assert "| torch | bfloat16 | bfloat16 |" in table
+    assert "| scratch | book float16 | float64 |" in table
+    assert summary["extra"]["float16_matmul_of_4096_ones"] == {"numpy": 4096.0, "torch": 4096.0}
+
+
+def test_half_precision_sees_float16_rounding():
+    """The scratch float16 pass differs from float64 by float16 round-off, not by nothing and not by more."""
+    from experiments.catalogue.half_precision import scratch_scores, torch_scores
+    from scratch.models.convnets import DeepConvNet
+    from torch_ref.models.convnets import DeepConvNet as TorchDeepConvNet
+    from experiments.compare import to_torch
+
+    rng = np.random.default_rng(2)
+    weights = DeepConvNet(dtype=np.float64, generator=rng).state_dict()
+    x = rng.random((6, 1, 28, 28))
+    out = {}
+    for dt in (np.float64, np.float16):
+        m = DeepConvNet(dtype=dt, generator=rng)
+        m.load_state_dict(weights)
+        out[dt], seen = scratch_scores(m, x.astype(dt))
+        assert seen == {np.dtype(dt).name}
+    scale = np.abs(out[np.float64]).max()
+    gap = np.abs(out[np.float16].astype(np.float64) - out[np.float64]).max() / scale
+    assert 1e-5 < gap < 3e-2
+    t = TorchDeepConvNet(dtype=torch.float16)
+    t.load_state_dict(to_torch(weights))
+    scores, seen = torch_scores(t, torch.from_numpy(x).half())
+    assert seen == {"float16"}
+    assert np.abs(scores - out[np.float64]).max() / scale < 3e-2
+
+
+def test_residual_net_tiny(tmp_path):
+    folder, summary, report, rows = _run("residual_net", tmp_path)
+    _check_lockstep(summary, rows, trainings=1)
+    checks = [p for p in summary["parity"] if p["name"].startswith("Residual")]
+    assert len(checks) == 2 * 3 * 2  # two layers, three checks, largest error and count out of tolerance
+    for p in checks:
+        if p["tolerance"] is not None:
+            assert p["value"] <= p["tolerance"], p
+    assert "The residual layers against autograd" in report
+
+
+# -- the residual layer itself -----------------------------------------------------------------------------
+def _block_twins(rng, cin, cout, stride, dtype):
+    s = snn.ResidualBlock(cin, cout, stride, dtype=np.float64, generator=rng)
+    for m in s.modules():
+        if isinstance(m, snn.BatchNorm2d):
+            m.weight.data[...] = rng.uniform(0.5, 2.0, cout)
+            m.bias.data[...] = rng.standard_normal(cout)
+    t = tres.ResidualBlock(cin, cout, stride, dtype=torch.float64)
+    s.to(dtype)
+    return s, t
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)], ids=["float64", "float32"])
+def test_residual_block_matches_autograd(dtype, tol):
+    rng = np.random.default_rng(0)
+    for cin, cout, stride, train in ((2, 2, 1, True), (2, 3, 1, True), (3, 4, 2, True), (2, 2, 2, False),
+                                     (3, 3, 1, False)):
+        s, t = _block_twins(rng, cin, cout, stride, dtype)
+        s.train(train)
+        x = rng.standard_normal((3, cin, 6, 5)).astype(dtype)
+        records = compare_module(s, t, x)
+        names = {r.tensor for r in records}
+        assert {"output", "grad_input", "grad_body.conv1.weight", "grad_body.bn2.bias"} <= names
+        if stride != 1 or cin != cout:
+            assert "grad_shortcut.conv.weight" in names
+        bad = [str(r) for r in records if not r.ok(tol)]
+        assert not bad, bad
+        assert s(x).dtype == dtype  # keeps the input's dtype
+
+
+def test_residual_backward_is_the_sum_of_both_paths():
+    rng = np.random.default_rng(1)
+    body = snn.Linear(4, 4, dtype=np.float64, generator=rng)
+    res = snn.Residual(body)
+    x, g = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    np.testing.assert_array_equal(res(x), body(x) + x)
+    res.zero_grad()
+    dx = res.backward(g)
+    np.testing.assert_allclose(dx, g @ body.weight.data + g, rtol=1e-14)  # identity path passes g unchanged
+    np.testing.assert_allclose(body.weight.grad, g.T @ x, rtol=1e-14)
+    # a projection shortcut gets its own gradient
+    proj = snn.Linear(4, 3, bias=False, dtype=np.float64, generator=rng)
+    res2 = snn.Residual(snn.Linear(4, 3, dtype=np.float64, generator=rng), proj)
+    g2 = rng.standard_normal((5, 3))
+    res2(x)
+    res2.backward(g2)
+    np.testing.assert_allclose(proj.weight.grad, g2.T @ x, rtol=1e-14)
+
+
+def test_residual_shape_mismatch_is_a_clear_error():
+    res = snn.Residual(snn.Linear(4, 3, dtype=np.float64))
+    with pytest.raises(RuntimeError, match=r"Residual: the body's output \(2, 3\) and the shortcut's output "
+                                           r"\(2, 4\) must have the same shape"):
+        res(np.zeros((2, 4)))
+
+
+def test_resnet_twins_share_keys_and_agree():
+    from scratch.models.resnet import ResNet
+
+    rng = np.random.default_rng(4)
+    s = ResNet(1, (4, 8, 8), blocks=1, dtype=np.float64, generator=rng)
+    t = tres.ResNet(1, (4, 8, 8), blocks=1, dtype=torch.float64)
+    assert list(s.state_dict()) == list(t.state_dict())
+    copy_weights(s, t)
+    x = rng.random((4, 1, 12, 12))
+    for train in (True, False):
+        s.train(train)
+        t.train(train)
+        s.zero_grad()
+        out = s(x)
+        g = rng.standard_normal(out.shape)
+        s.backward(g)
+        xt = torch.tensor(x)
+        ot = t(xt)
+        t.zero_grad()
+        ot.backward(torch.tensor(g))
+        assert np.abs(out - ot.detach().numpy()).max() <= 1e-12 * np.abs(out).max()
+        tp = dict(t.named_parameters())
+        for name, p in s.named_parameters():
+            ref = tp[name].grad.numpy()
+            assert np.abs(p.grad - ref).max() <= 1e-10 * max(np.abs(ref).max(), 1e-300), name
