@@ -114,3 +114,46 @@ def test_weight_init_compare(tmp_path):
     first = [float(r["value"]) for r in rows if r["impl"] == "scratch" and r["metric"].endswith("/loss")
              and r["step"] == "1"]
     assert len(first) == 3 and all(abs(v - np.log(10)) < 0.5 for v in first)
+
+
+# -- 11. batchnorm_compare -----------------------------------------------------------------------------
+def test_batchnorm_compare(tmp_path):
+    folder, summary, report, rows = run_tiny("batchnorm_compare", tmp_path)
+    assert_complete(folder, summary, report, rows)
+    n = summary["config"]["scales"]
+    assert_lockstep(summary, 2 * n)
+    labels = [m["label"] for m in summary["models"]]
+    assert labels[0] == "w=1, BatchNorm" and labels[-1] == "w=0.0001, Normal"
+    # Accuracy is measured on the training images after every epoch (and before the first).
+    acc = [r for r in rows if r["metric"] == "w0/BatchNorm/train_acc" and r["impl"] == "torch"]
+    assert len(acc) == summary["config"]["epochs"] + 1
+    parity = {p["name"]: p for p in summary["parity"]}
+    assert parity["runs whose twins' losses turned non-finite at different steps"]["value"] == 0
+    gap = [p for name, p in parity.items() if name.startswith("final parameters: largest")][0]
+    assert gap["value"] <= 1e-10
+
+
+def _result(a, b):
+    from experiments.training import TrainResult
+
+    a, b = np.array(a, dtype=float), np.array(b, dtype=float)
+    with np.errstate(invalid="ignore"):
+        rel = np.where(a == b, 0.0, np.abs(a - b) / np.abs(b))
+    steps = np.arange(1, len(a) + 1)
+    return TrainResult("m", "", "lockstep", 0, len(a), {}, {"scratch": {"step": steps, "loss": a},
+                                                         "torch": {"step": steps, "loss": b}}, {},
+                       loss_rel_diff=rel)
+
+
+def test_batchnorm_breakdown_counts_only_when_both_twins_break_down():
+    from experiments.catalogue.batchnorm_compare import diverged_together
+
+    together = _result([2.3, 1e4, np.nan, np.nan], [2.3, 1e4 * (1 + 1e-15), np.nan, np.nan])
+    assert diverged_together(together) == {"scratch": 3, "torch": 3}
+    assert np.nanmax(together.loss_rel_diff) < 1e-14 and not np.isnan(together.loss_rel_diff).any()
+    apart = _result([2.3, np.nan, np.nan], [2.3, 5.0, np.nan])
+    assert diverged_together(apart) == {"scratch": 2, "torch": 3}
+    assert np.isnan(apart.loss_rel_diff[1])  # one twin broke down: the difference stays undefined, not 0
+    inf = _result([2.3, np.inf, -np.inf], [2.3, np.inf, np.inf])
+    diverged_together(inf)
+    assert inf.loss_rel_diff[1] == 0 and np.isnan(inf.loss_rel_diff[2])
