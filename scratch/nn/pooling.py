@@ -132,47 +132,46 @@ class MaxPool2d(_Pool2d):
         return [_tap(a, p, q, self.stride, self.dilation, out_size) for p in range(kh) for q in range(kw)]
 
     @staticmethod
-    def _routes(taps, out):
-        """For each tap k, a boolean mask of the windows whose gradient goes to that tap.
+    def _keep_first(masks, taps, out) -> None:
+        """Reduce masks[k] (tap k == the window's max) to the windows whose gradient goes to tap k, in place.
 
         PyTorch's kernel scans a window taking a value larger than the best so
         far, or NaN: so the first tap equal to the maximum, or the last NaN.
         Plain boolean arithmetic (no masked writes, which are slow in NumPy).
         """
-        last_nan = [None] * len(taps)
-        if np.isnan(out).any():
+        if np.isnan(out).any():  # NaN equals nothing: mark each NaN window's last NaN tap
             seen = np.zeros(out.shape, dtype=bool)
             for k in range(len(taps) - 1, -1, -1):
-                last_nan[k] = np.isnan(taps[k])
-                np.greater(last_nan[k], seen, out=last_nan[k])  # a & ~b for booleans
-                seen |= last_nan[k]
-        taken = np.zeros(out.shape, dtype=bool)
-        for k, tap in enumerate(taps):
-            mask = tap == out
-            if last_nan[k] is not None:
-                mask |= last_nan[k]
-            np.greater(mask, taken, out=mask)
-            if k < len(taps) - 1:
-                taken |= mask
-            yield mask
+                last = np.isnan(taps[k])
+                np.greater(last, seen, out=last)  # a & ~b for booleans
+                seen |= last
+                masks[k] |= last
+        taken = masks[0].copy()
+        for k in range(1, len(masks)):
+            np.greater(masks[k], taken, out=masks[k])
+            if k < len(masks) - 1:
+                taken |= masks[k]
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         xp, out, pads, out_size, unbatched = self.cache
         g = (grad_output[None] if unbatched else grad_output).transpose(0, 2, 3, 1)
         g = np.ascontiguousarray(g, dtype=out.dtype)  # the forward's layout: every pass below runs in memory order
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
-        overlapping = sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1
-        tiled = (not overlapping and (sh, sw) == (kh, kw) and (dh, dw) == (1, 1)
-                 and xp.shape[1:3] == (out_size[0] * kh, out_size[1] * kw))
-        # Windows that tile the input write every pixel once: no zeroing, no adding.
-        dxp = np.empty(xp.shape, dtype=g.dtype) if tiled else np.zeros(xp.shape, dtype=g.dtype)
-        for tap, route in zip(self._taps(dxp, out_size), self._routes(self._taps(xp, out_size), out)):
-            if overlapping:
-                tap += g * route
-            else:
+        (oh, ow), (N, Hp, Wp, C) = out_size, xp.shape
+        taps = self._taps(xp, out_size)
+        routes = [tap == out for tap in taps]  # contiguous booleans: the mask arithmetic below is cheap
+        self._keep_first(routes, taps, out)
+        if (sh, sw) == (kh, kw) and (dh, dw) == (1, 1) and (Hp, Wp) == (oh * kh, ow * kw):
+            # Windows tile the input: every pixel is written exactly once, no zeroing, no adding.
+            dxp = np.empty(xp.shape, dtype=g.dtype)
+            for tap, route in zip(self._taps(dxp, out_size), routes):
                 np.multiply(g, route, out=tap)
+        else:
+            dxp = np.zeros(xp.shape, dtype=g.dtype)
+            for tap, route in zip(self._taps(dxp, out_size), routes):
+                tap += g * route  # windows may overlap (or miss pixels): add into zeros
         top, bottom, left, right = pads
-        dx = dxp[:, top:xp.shape[1] - bottom, left:xp.shape[2] - right].transpose(0, 3, 1, 2)
+        dx = dxp[:, top:Hp - bottom, left:Wp - right].transpose(0, 3, 1, 2)
         return dx[0] if unbatched else dx
 
     def extra_repr(self) -> str:
