@@ -27,14 +27,14 @@ def run_tiny(name, tmp_path, **kwargs):
     return folder, summary, report, rows
 
 
-def assert_complete(folder, summary, report, rows):
+def assert_complete(folder, summary, report, rows, parity=True):
     assert rows, "metrics.csv is empty"
     assert summary["headline_text"]
     for png in summary["figures"]:
         assert (folder / png).stat().st_size > 1000, png
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
         assert (folder / link).exists(), link
-    assert "## Parity" in report and "## Environment" in report
+    assert "## Environment" in report and ("## Parity" in report or not parity)
     assert "**NO**" not in report  # every parity figure with a tolerance is within it
 
 
@@ -157,3 +157,18 @@ def test_batchnorm_breakdown_counts_only_when_both_twins_break_down():
     inf = _result([2.3, np.inf, -np.inf], [2.3, np.inf, np.inf])
     diverged_together(inf)
     assert inf.loss_rel_diff[1] == 0 and np.isnan(inf.loss_rel_diff[2])
+
+
+# -- both modes ------------------------------------------------------------------------------------------
+def test_independent_mode_reports_distributions(tmp_path):
+    folder, summary, report, rows = run_tiny("weight_init_compare", tmp_path, mode="independent", seeds=2)
+    assert_complete(folder, summary, report, rows, parity=False)
+    assert [m["mode"] for m in summary["models"]] == ["independent"] * 6  # 3 inits x 2 seeds
+    assert "mean +- std" in report
+    assert {r["seed"] for r in rows if r["metric"] == "He/loss"} == {"0", "1"}
+
+
+def test_same_seed_same_metrics(tmp_path):
+    a = run_tiny("batchnorm_compare", tmp_path / "a", seed=3)
+    b = run_tiny("batchnorm_compare", tmp_path / "b", seed=3)
+    assert (a[0] / "metrics.csv").read_bytes() == (b[0] / "metrics.csv").read_bytes()

@@ -138,7 +138,7 @@ def run(ctx):
     fig.suptitle(f"training accuracy with (blue) and without (red) batch norm, {len(data.x_train)} images, "
                  f"{cfg['epochs']} epochs; scratch solid, torch dotted ({ctx.mode})")
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.06, top=0.92, wspace=0.1, hspace=0.3)
-    grid = ctx.savefig(fig, f"batchnorm_grid_{ctx.mode}", "the book's figure 6-19: training accuracy per epoch for "
+    grid = ctx.savefig(fig, "batchnorm_grid", "the book's figure 6-19: training accuracy per epoch for "
                                                           "each initial weight scale")
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -152,7 +152,7 @@ def run(ctx):
            title=f"after {cfg['epochs']} epochs")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    summary_plot = ctx.savefig(fig, f"batchnorm_final_{ctx.mode}", "final training accuracy against the initial "
+    summary_plot = ctx.savefig(fig, "batchnorm_final", "final training accuracy against the initial "
                                                                    "weight scale")
 
     bn, plain = final["BatchNorm", "scratch"], final["Normal", "scratch"]

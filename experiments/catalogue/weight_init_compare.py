@@ -48,7 +48,7 @@ def run(ctx):
         rows.append(row)
     fig = loss_curves(groups, f"initial weights on MNIST, {len(cfg['hidden']) + 1}-layer ReLU net, SGD lr 0.01, "
                               f"{cfg['iterations']} iterations, {ctx.mode}", ylim=(0, 2.5))
-    plot = ctx.savefig(fig, f"weight_init_compare_{ctx.mode}", "smoothed training loss per initial scale (the "
+    plot = ctx.savefig(fig, "weight_init_compare", "smoothed training loss per initial scale (the "
                                                                  "book's figure 6-15), scratch solid, torch dashed")
     ctx.extra[f"final_loss_{ctx.mode}"] = last
     ctx.headline(", ".join(f"{k} {v:.3f}" for k, v in last.items())
