@@ -75,9 +75,12 @@ class _Pool2d(Module):
         return tuple(out), (ph, eh, pw, ew)
 
     def extra_repr(self) -> str:
-        def one(v):
-            return v[0] if v[0] == v[1] else v
-        return (f"kernel_size={one(self.kernel_size)}, stride={one(self.stride)}, padding={one(self.padding)}")
+        return f"kernel_size={_one(self.kernel_size)}, stride={_one(self.stride)}, padding={_one(self.padding)}"
+
+
+def _one(pair):
+    """A pair of equal values printed as one, as PyTorch prints an int argument."""
+    return pair[0] if pair[0] == pair[1] else pair
 
 
 def _pad_nhwc(xt: np.ndarray, pads, value) -> np.ndarray:
@@ -175,7 +178,7 @@ class MaxPool2d(_Pool2d):
         return dx[0] if unbatched else dx
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", dilation={self.dilation[0] if self.dilation[0] == self.dilation[1] else self.dilation}, ceil_mode={self.ceil_mode}"
+        return super().extra_repr() + f", dilation={_one(self.dilation)}, ceil_mode={self.ceil_mode}"
 
 
 class AvgPool2d(_Pool2d):
