@@ -30,6 +30,7 @@ from experiments.report import environment_markdown  # noqa: E402
 from experiments.report import markdown_table as _markdown_table  # noqa: E402
 
 COLUMNS = ("experiment", "impl", "mode", "seed", "step", "epoch", "metric", "value")
+DRIFT_MARKS = (1e-6, 1e-4, 1e-2)  # float32 lockstep: when the relative loss difference first passes each
 COLORS = {"scratch": "tab:blue", "torch": "tab:orange", "diff": "tab:red", "book": "tab:green"}
 
 
@@ -224,9 +225,14 @@ def parity_rows(results, extra) -> list:
             i = int(np.argmax(r.loss_rel_diff))
             a, b = r.history["scratch"]["loss"][i], r.history["torch"]["loss"][i]
             worst = f"; worst at step {i + 1}: loss {fmt(b)}, |difference| {fmt(abs(a - b))}"
+        if r.tolerance is None:  # float32: no tolerance, so say when the drift reaches each mark
+            marks = [f"above {m:g} from step {r.first_step_above(m)}" for m in DRIFT_MARKS
+                     if r.first_step_above(m)]
+            worst += "; " + (", ".join(marks) if marks else f"never above {DRIFT_MARKS[0]:g}")
         rows.append({"figure": f"{r.label}: largest |loss difference| / loss over {r.steps} steps"
                                + (f" (first above tolerance at step {first})" if first else "") + worst,
-                     "value": fmt(r.max_loss_rel_diff), "tolerance": fmt(r.tolerance),
+                     "value": fmt(r.max_loss_rel_diff),
+                     "tolerance": "reported" if r.tolerance is None else fmt(r.tolerance),
                      "within": _within(r.max_loss_rel_diff, r.tolerance)})
         rows.append({"figure": f"{r.label}: largest parameter difference (scaled)",
                      "value": fmt(r.max_param_diff), "tolerance": "reported", "within": ""})
