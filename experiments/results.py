@@ -305,6 +305,13 @@ def render_report(info, results, sections, figures, parity, env) -> str:
     return "\n".join(lines)
 
 
+def _control(summary) -> str:
+    """' (1-ulp control: x)' when the runner had to run the sensitivity control."""
+    values = [m.get("control_max_loss_rel_diff") for m in summary.get("models", [])]
+    values = [v for v in values if v is not None]
+    return f" (1-ulp control: {fmt(max(values))})" if values else ""
+
+
 # -- the index ----------------------------------------------------------------------------
 def write_index(out, catalogue_order=()) -> Path:
     """reports/README.md: one row per experiment folder that has a summary.json."""
@@ -325,7 +332,7 @@ def write_index(out, catalogue_order=()) -> Path:
         name = s.get("experiment", "?")
         rows.append({"#": s.get("number", ""), "experiment": f"[{name}]({name}/report.md)",
                      "chapter": s.get("chapter", ""), "headline": s.get("headline_text", ""),
-                     "worst lockstep loss difference": fmt(s.get("worst_loss_rel_diff")),
+                     "worst lockstep loss difference": fmt(s.get("worst_loss_rel_diff")) + _control(s),
                      "profile": s.get("profile", ""), "mode": s.get("mode", ""), "dtype": s.get("dtype", ""),
                      "date": s.get("environment", {}).get("date", "")})
     text = ("# Reports\n\nOne folder per experiment of the catalogue, written by "
