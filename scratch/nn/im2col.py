@@ -154,10 +154,20 @@ def col2im_product(g: np.ndarray, w: np.ndarray, shape, kernel, stride=(1, 1), d
         grid[:, :oh, :ow] = g
         grid, flat = grid.reshape(-1, O), out.reshape(-1, C)
         rows = N * H * W - ((kh - 1) * dh * W + (kw - 1) * dw)  # the last tap's slab must end inside the batch
-        for p in range(kh):
-            for q in range(kw):
+        if C <= TAP_MAJOR_MAX_CHANNELS:
+            # With one to three channels a per-tap product is a matrix-vector product and its
+            # (rows, C) result too narrow to add quickly: one product for all taps, transposed so
+            # that each (tap, channel) is a contiguous row, then one long 1-D add per row.
+            every = taps.reshape(kh * kw, O, C).transpose(0, 2, 1).reshape(-1, O) @ grid[:rows].T
+            for k, row in enumerate(every):
+                (p, q), c = divmod(k // C, kw), k % C
                 offset = p * dh * W + q * dw
-                flat[offset:offset + rows] += grid[:rows] @ taps[p, q]
+                flat[offset:offset + rows, c] += row
+        else:
+            for p in range(kh):
+                for q in range(kw):
+                    offset = p * dh * W + q * dw
+                    flat[offset:offset + rows] += grid[:rows] @ taps[p, q]
     else:
         for p in range(kh):
             for q in range(kw):
