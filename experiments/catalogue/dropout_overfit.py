@@ -24,7 +24,7 @@ from torch_ref.models.multilayer import MultiLayerNetExtend as TorchMultiLayerNe
     number=13, name="dropout_overfit", chapter="6",
     shows="300 training images, 6x100 ReLU net, SGD lr 0.01: dropout 0.2 vs none, train/test accuracy by "
           "epoch, the same dropout masks in both twins",
-    durations={"quick": 20, "full": 90},
+    durations={"quick": 20, "full": 150},
     profiles={
         "tiny": dict(synthetic=True, n_train=100, n_test=100, epochs=4, depth=6, width=100, lr=0.01,
                      batch_size=100, dropout=0.2),

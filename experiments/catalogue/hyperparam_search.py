@@ -72,7 +72,7 @@ def val_acc(results, impl: str) -> float:
     number=14, name="hyperparam_search", chapter="6",
     shows="random search of lr in 10^[-6,-2] and weight decay in 10^[-8,-4] on 400 images + 100 for "
           "validation, 6x100 net, 50 epochs per trial; the best trials' accuracy curves, both twins",
-    durations={"quick": 25, "full": 240},
+    durations={"quick": 25, "full": 300},
     profiles={
         "tiny": dict(synthetic=True, n_train=100, n_test=10, trials=3, epochs=3, shown=3, depth=6, width=100,
                      batch_size=100, validation_rate=0.2),

@@ -66,7 +66,7 @@ def book_form(cfg, data, lam, seed, dtype, steps):
     number=12, name="weight_decay_overfit", chapter="6",
     shows="300 training images, 6x100 ReLU net, SGD lr 0.01: weight decay lambda 0.1 vs none, train/test "
           "accuracy by epoch; the book's L2-in-the-loss equals SGD's weight_decay on the weights",
-    durations={"quick": 20, "full": 60},
+    durations={"quick": 20, "full": 100},
     profiles={
         "tiny": dict(synthetic=True, n_train=100, n_test=100, epochs=4, depth=6, width=100, lr=0.01,
                      batch_size=100, lambdas=[0.0, 0.1]),
