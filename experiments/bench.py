@@ -438,6 +438,11 @@ def _markdown(args, rows, profiles, env, columns) -> str:
         "",
     ]
     for name, prof in profiles.items():
-        lines += [f"### {name}", "", markdown_table(prof[:12]), ""]
+        kinds = {}
+        for part in prof:
+            kind = part["part"].split()[0].rstrip("0123456789").replace("Activation_function", "activation")
+            kinds[kind] = kinds.get(kind, 0.0) + part["share"]
+        summary = ", ".join(f"{kind} {share:.0%}" for kind, share in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        lines += [f"### {name}", "", f"By kind of layer: {summary}.", "", markdown_table(prof[:12]), ""]
     lines += ["## Environment", "", environment_markdown(env)]
     return "\n".join(lines)
