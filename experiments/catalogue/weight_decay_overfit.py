@@ -121,7 +121,8 @@ def run(ctx):
             "weights (largest difference scaled by each tensor's largest value): with plain SGD the two forms "
             "are one update rule, W <- W - lr * (grad + lambda * W). The loss the book prints includes "
             "0.5 * lambda * sum W^2; the losses recorded here are the cross entropy alone. With Adam the two "
-            "forms are still equal (`Adam(weight_decay=...)`), and both differ from AdamW's decoupled decay.")
+            "forms are again one rule by definition (`Adam(weight_decay=...)` adds lambda * W to the gradient "
+            "before the moments), and both differ from AdamW's decoupled decay W <- W - lr * lambda * W.")
 
     ctx.headline(headline(rows))
     ctx.section("Overfitting and weight decay", (
@@ -133,5 +134,5 @@ def run(ctx):
            f"This is the `{ctx.profile}` profile ({cfg['epochs']} epochs, "
            f"{cfg['n_test'] or 'all'} test images); the `full` profile runs the book's 201 epochs on the whole "
            "test set. ")
-        + "The book samples mini-batches with replacement; here each epoch is a permutation of the 300 "
-          "images." + book_text))
+        + "The book samples mini-batches with replacement; here each epoch is a permutation of the "
+          f"{len(data.x_train)} images." + book_text))
