@@ -259,3 +259,20 @@ def test_resnet_twins_share_keys_and_agree():
         for name, p in s.named_parameters():
             ref = tp[name].grad.numpy()
             assert np.abs(p.grad - ref).max() <= 1e-10 * max(np.abs(ref).max(), 1e-300), name
+
+
+def test_resnet_stem_stride_halves_the_image():
+    from scratch.models.resnet import ResNet
+
+    rng = np.random.default_rng(6)
+    s = ResNet(1, (4, 8, 8), stem_stride=2, dtype=np.float64, generator=rng)
+    t = tres.ResNet(1, (4, 8, 8), stem_stride=2, dtype=torch.float64)
+    copy_weights(s, t)
+    x = rng.random((3, 1, 28, 28))
+    s.eval()  # in training mode the stem's batch norm would update its running statistics
+    t.eval()
+    assert s.layers.stem(x).shape == (3, 4, 14, 14)
+    out = s(x)
+    with torch.no_grad():
+        ref = t(torch.tensor(x)).numpy()
+    assert out.shape == (3, 10) and np.abs(out - ref).max() <= 1e-12 * np.abs(ref).max()

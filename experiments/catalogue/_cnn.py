@@ -80,6 +80,7 @@ def save_trained(ctx, name: str, model):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
     with os.fdopen(fd, "wb") as f:
         np.savez(f, **{k: np.asarray(v) for k, v in model.state_dict().items()})
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; it is a data file like the MNIST cache
     os.replace(tmp, path)
     return path
 

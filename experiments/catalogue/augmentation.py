@@ -140,7 +140,8 @@ def run(ctx):
     gain = "" if base is None else (f" The best variant here is **{best_kind}**, "
                                     f"{100 * (accs[best_kind]['scratch'] - base):+.1f} points of test accuracy over "
                                     "no augmentation (scratch twin).")
-    note = {"full": "", "quick": " The quick profile compares only none and rotation+shift, on 300 images for 60 epochs; the "
+    note = {"full": "",
+            "quick": " The quick profile compares only none and rotation+shift, on 300 images for 60 epochs; the "
                      "full one adds rotation alone and shift alone, on 1,000 images for 200 epochs.",
             "tiny": " The tiny profile (the test suite's) trains two epochs on generated images: its accuracies "
                     "mean nothing."}[ctx.profile]

@@ -44,7 +44,7 @@ def recipe_for(cfg, label="DeepConvNet") -> Recipe:
     profiles={
         "tiny": dict(synthetic=True, n_train=40, n_test=40, iterations=3, epochs=None, batch_size=20,
                      eval_train=False, shown=20, keep_weights=False),
-        "quick": dict(synthetic=False, n_train=3000, n_test=1000, iterations=40, epochs=None, batch_size=100,
+        "quick": dict(synthetic=False, n_train=3000, n_test=500, iterations=30, epochs=None, batch_size=100,
                       eval_train=False, shown=20, keep_weights=True),
         "full": dict(synthetic=False, n_train=None, n_test=None, iterations=None, epochs=20, batch_size=100,
                      eval_train=True, shown=20, keep_weights=True),

@@ -85,7 +85,7 @@ def accumulator_check():
     profiles={
         "tiny": dict(synthetic=True, n_train=40, n_test=20, iterations=2, epochs=None, batch_size=20,
                      eval_train=False, reuse=False),
-        "quick": dict(synthetic=False, n_train=3000, n_test=100, iterations=40, epochs=None, batch_size=100,
+        "quick": dict(synthetic=False, n_train=3000, n_test=100, iterations=30, epochs=None, batch_size=100,
                       eval_train=False, reuse=True),
         "full": dict(synthetic=False, n_train=None, n_test=2000, iterations=None, epochs=20, batch_size=100,
                      eval_train=False, reuse=True),
@@ -172,9 +172,9 @@ def run(ctx):
 
     a16 = {impl: float(np.mean(scores[impl, "float16"].argmax(axis=1) == t)) for impl in ("scratch", "torch")}
     a64 = float(np.mean(pred_ref == t))
+    changed = {impl: int(np.sum(scores[impl, "float16"].argmax(axis=1) != pred_ref)) for impl in ("scratch", "torch")}
     ctx.headline(f"float64 {a64:.2%}; float16 {a16['scratch']:.2%} / {a16['torch']:.2%} (scratch / torch) on "
-                 f"{len(t)} test images; {sum(int(np.sum(scores[k].argmax(axis=1) != pred_ref)) for k in (('scratch', 'float16'), ('torch', 'float16')))} "
-                 "float16 predictions changed")
+                 f"{len(t)} test images; float16 changed {changed['scratch']} / {changed['torch']} predictions")
     note = {"full": "", "quick": " The quick profile uses a short DeepConvNet training (unless `deep_convnet` "
                                  "kept longer-trained weights) and 100 test images.",
             "tiny": " The tiny profile (the test suite's) uses a network trained two steps on generated images: "

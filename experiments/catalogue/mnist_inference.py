@@ -135,9 +135,9 @@ def run(ctx):
     ax.legend()
     fig.tight_layout()
     plot = ctx.savefig(fig, "time_per_image", "inference time per image by batch size, both twins")
+    one = timing["scratch"][min(timing["scratch"])]
     rows = [{"batch size": b, **{f"{impl} us/image": f"{1e6 * timing[impl][b]:.2f}" for impl in models},
-             "scratch speed-up over batch 1": f"{timing['scratch'][min(timing['scratch'])] / timing['scratch'][b]:.0f}x"}
-            for b in sorted(timing["scratch"])]
+             "scratch speed-up over batch 1": f"{one / timing['scratch'][b]:.0f}x"} for b in sorted(timing["scratch"])]
 
     n = len(t)
     acc = {impl: counts[impl] / n for impl in models}
@@ -148,10 +148,11 @@ def run(ctx):
     count_rows = [{"": "notes (book's sample_weight.pkl)", "accuracy_cnt": "9352 of 10000", "accuracy": "93.52%"}]
     count_rows += [{"": f"{impl} (trained here, {cfg['epochs']} epoch(s))", "accuracy_cnt": f"{counts[impl]} of {n}",
                     "accuracy": f"{acc[impl]:.2%}"} for impl in models]
+    tiny = " The tiny profile trains on generated images: its accuracy means nothing." if ctx.profile == "tiny" else ""
     ctx.section("The notes' accuracy count", f"""\
 Batch size {cfg['batch_size']}, argmax of the scores, correct predictions counted, in each twin. The network
 is not the book's pickle but the same architecture trained here ({cfg['epochs']} epoch(s) of Adam); the book's
-number is quoted for reference.{' The tiny profile trains on generated images: its accuracy means nothing.' if ctx.profile == 'tiny' else ''}
+number is quoted for reference.{tiny}
 
 {markdown_table(count_rows)}
 

@@ -56,11 +56,12 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, widths=(16, 32, 64), blocks: int = 1, num_classes: int = 10,
-                 dtype=None):
+                 stem_stride: int = 1, dtype=None):
         super().__init__()
         dtype = torch_dtype(dtype)
         layers = OrderedDict([("stem", nn.Sequential(OrderedDict([
-            ("conv", _conv(in_channels, widths[0], 3, 1, dtype)), ("bn", nn.BatchNorm2d(widths[0], dtype=dtype)),
+            ("conv", _conv(in_channels, widths[0], 3, stem_stride, dtype)),
+            ("bn", nn.BatchNorm2d(widths[0], dtype=dtype)),
             ("relu", nn.ReLU())])))])
         channels = widths[0]
         for i, width in enumerate(widths, start=1):
