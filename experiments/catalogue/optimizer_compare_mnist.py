@@ -48,6 +48,7 @@ def run(ctx):
     cfg = ctx.config
     data = mnist(ctx)
     groups, rows = [], []
+    tail = max(1, min(100, cfg["iterations"] // 10))  # iterations averaged for the final loss
     for name in cfg["optimizers"]:
         opt, kwargs = OPTIMIZERS[name]
         recipe = mlp_recipe(name, f"{name}: {opt}({', '.join(f'{k}={v}' for k, v in kwargs.items())})",
@@ -55,7 +56,6 @@ def run(ctx):
                             iterations=cfg["iterations"], eval_train=False)
         results = ctx.train(recipe, data, plot=False)
         groups.append((name, results))
-        tail = max(1, min(100, cfg["iterations"] // 10))
         row = {"optimizer": name, "rule": recipe.label.split(": ", 1)[1]}
         for impl in ("scratch", "torch"):
             row[f"{impl}: mean loss, last {tail} iterations"] = f"{mean_history(results, impl)[-tail:].mean():.4f}"
@@ -64,10 +64,9 @@ def run(ctx):
         rows.append(row)
     fig = loss_curves(groups, f"optimizers on MNIST, {len(cfg['hidden']) + 1}-layer ReLU net, "
                               f"{cfg['iterations']} iterations, {ctx.mode}", ylim=(0, 2.5))
-    plot = ctx.savefig(fig, "optimizer_compare", "smoothed training loss per optimizer (the book's "
-                                                               "figure 6-9), scratch solid and torch dashed")
-    last = {name: mean_history(rs, "scratch")[-max(1, min(100, cfg["iterations"] // 10)):].mean()
-            for name, rs in groups}
+    plot = ctx.savefig(fig, "optimizer_compare", "smoothed training loss per optimizer (the book's figure 6-9), "
+                                                 "scratch solid and torch dashed")
+    last = {name: mean_history(rs, "scratch")[-tail:].mean() for name, rs in groups}
     order = sorted(last, key=last.get)
     ctx.extra[f"final_loss_{ctx.mode}"] = {k: float(v) for k, v in last.items()}
     ctx.headline(f"lowest final loss: {order[0]} ({last[order[0]]:.3f}); highest: {order[-1]} "
