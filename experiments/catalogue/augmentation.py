@@ -90,7 +90,7 @@ class TorchAugmented(nn.Module):
     shows="random rotation (+-15 deg), shift (+-2 px) and both vs none on a few hundred MNIST images "
           "(784-100-100-10 ReLU, Adam): train/test accuracy by epoch; each twin warps with its own code, "
           "the same angles and shifts in lockstep",
-    durations={"quick": 30, "full": 600},
+    durations={"quick": 20, "full": 480},
     profiles={
         "tiny": dict(synthetic=True, n_train=40, n_test=40, epochs=2, batch_size=20, hidden=16,
                      variants=["none", "rotation", "shift", "rotation+shift"]),

@@ -40,7 +40,7 @@ def recipe_for(cfg, label="DeepConvNet") -> Recipe:
     number=17, name="deep_convnet", chapter="8",
     shows="DeepConvNet (6 conv 3x3, He init, dropout 0.5), Adam lr 0.001, batch 100 (book: 99.38% test after "
           "20 epochs); the first misclassified test images with label and each twin's prediction",
-    durations={"quick": 45, "full": 12 * 3600},
+    durations={"quick": 45, "full": 5 * 3600},
     profiles={
         "tiny": dict(synthetic=True, n_train=40, n_test=40, iterations=3, epochs=None, batch_size=20,
                      eval_train=False, shown=20, keep_weights=False),

@@ -81,7 +81,7 @@ def accumulator_check():
     shows="the trained DeepConvNet's inference with weights and activations in float64, float32, float16 "
           "(and bfloat16 in torch), both twins, checked to really compute in that dtype; accuracy and largest "
           "logit difference per dtype, against the book's float16 rounding in float64",
-    durations={"quick": 25, "full": 600},
+    durations={"quick": 15, "full": 420},
     profiles={
         "tiny": dict(synthetic=True, n_train=40, n_test=20, iterations=2, epochs=None, batch_size=20,
                      eval_train=False, reuse=False),

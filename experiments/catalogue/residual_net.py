@@ -82,7 +82,7 @@ def deep_convnet_accuracy(ctx):
     shows="a small ResNet (residual blocks of 3x3 conv + batch norm, identity or 1x1 shortcut) from scratch and in "
           "PyTorch, trained in lockstep on MNIST against the DeepConvNet's accuracy; the residual layers checked "
           "against autograd",
-    durations={"quick": 45, "full": 10 * 3600},
+    durations={"quick": 25, "full": 5 * 3600},
     profiles={
         "tiny": dict(synthetic=True, n_train=40, n_test=40, iterations=3, epochs=None, batch_size=20,
                      widths=[4, 8, 8], blocks=1, stem_stride=2, lr=0.01, eval_train=False, checks=2),

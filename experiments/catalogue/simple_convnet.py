@@ -27,7 +27,7 @@ BOOK = 0.989  # the book's test accuracy after 20 epochs
     number=16, name="simple_convnet", chapter="7",
     shows="SimpleConvNet (conv 30x5x5, pool, 100, 10), std 0.01, Adam lr 0.001, batch 100 (book: 98.9% test "
           "after 20 epochs); the 30 first-layer filters before and after training",
-    durations={"quick": 40, "full": 3 * 3600},
+    durations={"quick": 30, "full": 1.5 * 3600},
     profiles={
         "tiny": dict(synthetic=True, n_train=60, n_test=40, iterations=4, epochs=None, batch_size=20,
                      eval_train=False),
