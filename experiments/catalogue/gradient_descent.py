@@ -126,8 +126,9 @@ def run(ctx):
     ctx.extra["final_20"] = {f"{lr:g}": {m: p[-1] for m, p in ps.items()} for lr, ps in short.items()}
 
     fig = plot_paths(short, long, ctx)
-    plot = ctx.savefig(fig, "paths", "the three paths for each learning rate on the contours of f; for lr 10, the "
-                                     "distance from the minimum by step (log scale) over 100 steps")
+    plot = ctx.savefig(fig, "paths", "the three paths for each learning rate on the contours of f (lr 10: its first "
+                                     "steps, on wider axes); for lr 10, the distance from the minimum by step "
+                                     "(log scale) over 100 steps")
     good = short[cfg["lrs"][0]]["numerical (book)"][-1]
     book = ctx.extra.get("book_gap")
     ctx.headline(f"lr {cfg['lrs'][0]:g}: ({good[0]:.4g}, {good[1]:.4g}) after {cfg['steps']} steps; torch and "
@@ -147,31 +148,38 @@ def run(ctx):
 
 
 def plot_paths(short, long, ctx):
+    """One contour panel per rate (a diverging rate: its first steps, on wider axes), then the diverging
+    rates' distance from the minimum by step over the long run."""
     lrs = list(short)
-    fig, axes = plt.subplots(1, len(lrs), figsize=(5.2 * len(lrs), 4.6))
-    g = np.linspace(-4.5, 4.5, 181)
-    X0, X1 = np.meshgrid(g, g)
+    diverging = [lr for lr in lrs if lr >= 1]
+    fig, axes = plt.subplots(1, len(lrs) + len(diverging), figsize=(4.8 * (len(lrs) + len(diverging)), 4.6))
     styles = {"numerical (book)": ("tab:green", "o", 7), "analytic (scratch SGD)": ("tab:blue", "s", 4),
               "autograd (torch SGD)": ("tab:orange", "x", 5)}
     for ax, lr in zip(axes, lrs):
-        if lr >= 1:
-            for method, (color, marker, ms) in styles.items():
-                path = long[lr][method]
-                with np.errstate(over="ignore", invalid="ignore"):
-                    r = np.sqrt((path ** 2).sum(axis=1))
-                ax.plot(np.arange(len(r)), r, "-", marker=marker, ms=3, color=color, label=method, lw=0.8)
-            ax.set(yscale="log", xlabel="step", ylabel="distance from (0, 0)",
-                   title=f"lr {lr:g}: diverges ({len(long[lr][METHODS[0]]) - 1} steps)")
-        else:
-            ax.contour(X0, X1, X0 ** 2 + X1 ** 2, levels=np.linspace(0.5, 25, 12), colors="gray",
-                       linewidths=0.6)
-            for method, (color, marker, ms) in styles.items():
-                path = short[lr][method]
-                ax.plot(path[:, 0], path[:, 1], "-", marker=marker, ms=ms, color=color, lw=0.8, label=method,
-                        mfc="none" if marker == "o" else color)
-            ax.plot(0, 0, "+", color="k", ms=10)
-            ax.set(xlim=(-4.5, 4.5), ylim=(-4.5, 4.5), xlabel="x0", ylabel="x1", aspect="equal",
-                   title=f"lr {lr:g}: {len(short[lr][METHODS[0]]) - 1} steps")
+        shown = 3 if lr >= 1 else len(short[lr][METHODS[0]])  # a diverging path leaves any view at once
+        path0 = short[lr][METHODS[0]][:shown]
+        span = max(4.5, 1.15 * float(np.abs(path0).max()))
+        g = np.linspace(-span, span, 181)
+        X0, X1 = np.meshgrid(g, g)
+        ax.contour(X0, X1, X0 ** 2 + X1 ** 2, levels=np.linspace(0.02, 1, 12) * span ** 2, colors="gray",
+                   linewidths=0.6)
+        for method, (color, marker, ms) in styles.items():
+            path = short[lr][method][:shown]
+            ax.plot(path[:, 0], path[:, 1], "-", marker=marker, ms=ms, color=color, lw=0.8, label=method,
+                    mfc="none" if marker == "o" else color)
+        ax.plot(0, 0, "+", color="k", ms=10)
+        ax.set(xlim=(-span, span), ylim=(-span, span), xlabel="x0", ylabel="x1", aspect="equal",
+               title=f"lr {lr:g}: " + (f"first {shown - 1} steps" if lr >= 1 else f"{shown - 1} steps"))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax, lr in zip(axes[len(lrs):], diverging):
+        for method, (color, marker, ms) in styles.items():
+            path = long[lr][method]
+            with np.errstate(over="ignore", invalid="ignore"):
+                r = np.sqrt((path ** 2).sum(axis=1))
+            ax.plot(np.arange(len(r)), r, "-", marker=marker, ms=3, color=color, label=method, lw=0.8)
+        ax.set(yscale="log", xlabel="step", ylabel="distance from (0, 0)",
+               title=f"lr {lr:g}: diverges ({len(long[lr][METHODS[0]]) - 1} steps)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"gradient descent on x0^2 + x1^2 from (-3, 4) ({ctx.dtype})")
