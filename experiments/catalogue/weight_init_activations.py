@@ -166,5 +166,6 @@ def run(ctx):
         "scratch twin draws W = std * N(0, 1) from the init stream (a fresh copy for each configuration, so all "
         "twelve share the same normal draws), the torch twin loads the same weights through the state dict, and "
         f"both run the same {cfg['samples']} inputs. The histograms use the same bins in both; "
-        f"{hist_diff} counts differ. Xavier is the book's sqrt(1/n) (LeCun's form), not PyTorch's "
+        f"{hist_diff} counts differ. Both modes run this same comparison: nothing is trained, and the point "
+        "is that the same weights give the same histograms. Xavier is the book's sqrt(1/n) (LeCun's form), not PyTorch's "
         "xavier_normal_ sqrt(2/(n_in + n_out)), which equals it here since n_in = n_out."))
