@@ -12,7 +12,7 @@ How: both twins in this process, with the same number of threads each
 ``--repeats`` rounds that time one call of each twin, alternating which goes
 first; the report gives medians. Peak memory is measured per twin in a fresh
 subprocess: the rise of the peak resident set size over a few calls, after
-the model and data are built.
+the model and data are built (Linux: /proc/self/clear_refs and VmHWM).
 
 The roofline: the matrix-product FLOPs of a step (forward, weight gradients,
 input gradients except the first layer's) divided by the float32 matrix-product
@@ -46,7 +46,8 @@ TARGETS = {"step MLP 784-100-100-10": 0.8, "step SimpleConvNet": 0.5, "step Deep
 class Case:
     name: str
     kind: str  # "layer" or "step"
-    build: Callable  # (twin: "scratch" | "torch", batch: int) -> (call, flops)
+    build: Callable  # (twin: "scratch" | "torch", batch: int) -> call; nothing runs before the first call
+    flops: Callable  # batch -> matrix-product FLOPs of one call
     notes: str = ""
     model: Callable = field(default=None, repr=False)  # (batch) -> scratch model and inputs, for the profile
 
@@ -59,25 +60,27 @@ def _data(batch: int, shape, seed: int = 0):
 def _layer_case(name, make_scratch, make_torch, in_shape, flops, notes=""):
     def build(twin, batch):
         x, _ = _data(batch, in_shape)
+        G = []  # the upstream gradient, made at the first call (so that building runs nothing)
         if twin == "scratch":
             m = make_scratch()
-            G = np.ones_like(m(x))
 
             def call():
-                m(x)
-                m.backward(G)
+                out = m(x)
+                G or G.append(np.ones_like(out))
+                m.backward(G[0])
                 m.zero_grad()
         else:
             m = make_torch()
             xt = torch.tensor(x, requires_grad=True)
-            G = torch.ones_like(m(xt))
 
             def call():
-                m(xt).backward(G)
+                out = m(xt)
+                G or G.append(torch.ones_like(out))
+                out.backward(G[0])
                 xt.grad = None
                 m.zero_grad()
-        return call, flops(batch)
-    return Case(name, "layer", build, notes)
+        return call
+    return Case(name, "layer", build, flops, notes)
 
 
 def _conv_flops(cin, cout, k, out_hw):
@@ -169,7 +172,6 @@ def _step_case(name):
                 model.loss_backward()
                 opt.step()
                 opt.zero_grad()
-            flops = matmul_flops(model, x)
         else:
             model = make_torch()
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -179,14 +181,17 @@ def _step_case(name):
                 opt.zero_grad()
                 model.loss(xt, tt).backward()
                 opt.step()
-            flops = None
-        return call, flops
+        return call
 
     def scratch_model(batch):
         x, t = _data(batch, in_shape)
         return make_scratch(), x, t
 
-    return Case(f"step {name}", "step", build, "forward, loss, backward, Adam, zero_grad", scratch_model)
+    def flops(batch):
+        model, x, _ = scratch_model(batch)
+        return matmul_flops(model, x)
+
+    return Case(f"step {name}", "step", build, flops, "forward, loss, backward, Adam, zero_grad", scratch_model)
 
 
 def all_cases() -> list:
@@ -232,18 +237,33 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def memory_child(case_name: str, twin: str, batch: int, n_threads: int) -> int:
-    """Peak RSS growth (bytes) over 3 calls of one twin's case, in this process (run it in a fresh one)."""
-    import resource
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
 
+
+def memory_child(case_name: str, twin: str, batch: int, n_threads: int) -> int:
+    """Peak RSS growth (bytes) over 3 calls of one twin's case, in this process (run it in a fresh one).
+
+    Linux keeps the peak resident set (VmHWM) and resets it to the current
+    one when "5" is written to /proc/self/clear_refs: the peak during the calls
+    minus the resident set before them is what the calls needed on top of the
+    model and data (imports and setup, with their own peaks, are left out).
+    """
     with threads(n_threads):
         case = next(c for c in all_cases() if c.name == case_name)
-        call, _ = case.build(twin, batch)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        call = case.build(twin, batch)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = _status_kib("VmRSS")
         for _ in range(3):
             call()
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) * 1024  # ru_maxrss is in KiB on Linux
+        # The kernel refreshes VmHWM when memory is unmapped; memory still held counts through VmRSS.
+        peak = max(_status_kib("VmHWM"), _status_kib("VmRSS"))
+    return max(peak - before, 0) * 1024
 
 
 def peak_memory(case_name: str, twin: str, batch: int, n_threads: int):
@@ -252,7 +272,7 @@ def peak_memory(case_name: str, twin: str, batch: int, n_threads: int):
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
         return int(out.stdout.strip().splitlines()[-1])
-    except (subprocess.SubprocessError, ValueError, IndexError):
+    except (subprocess.SubprocessError, ValueError, IndexError):  # no /proc (not Linux): no figure
         return None
 
 
@@ -317,8 +337,8 @@ def main(args) -> int:
         rates = matmul_rate(256 if args.quick else 2048)
         peak = max(rates.values())
         for case in cases:
-            s_call, flops = case.build("scratch", args.batch)
-            t_call, _ = case.build("torch", args.batch)
+            flops = case.flops(args.batch)
+            s_call, t_call = case.build("scratch", args.batch), case.build("torch", args.batch)
             med, best = time_pair(s_call, t_call, args.repeats, args.warmup)
             row = {"case": case.name, "kind": case.kind, "notes": case.notes,
                    "scratch_ms": med["scratch"] * 1e3, "torch_ms": med["torch"] * 1e3,
