@@ -141,3 +141,14 @@ def test_same_seed_same_metrics(lockstep_runs, tmp_path):
     other = run_experiment(catalogue.get("hyperparam_search"), "tiny", out=tmp_path / "seed1", seed=1)
     assert json.loads((other / "summary.json").read_text())["extra"]["trials"] != \
         json.loads((folder / "summary.json").read_text())["extra"]["trials"]
+
+
+def test_dropout_book_variant_recorded(lockstep_runs):
+    """The book's non-inverted dropout runs beside the twins (scratch only) and is logged under impl 'book'."""
+    folder, summary, rows = lockstep_runs("dropout_overfit")
+    final = summary["extra"]["book_dropout"]
+    assert 0 <= final["train_acc"] <= 1 and 0 <= final["test_acc"] <= 1
+    book = [r for r in rows if r["impl"] == "book" and r["metric"] == "book_dropout/loss"]
+    steps = [m["steps"] for m in summary["models"] if m["label"].startswith("dropout")][0]
+    assert len(book) == steps and all(float(r["value"]) > 0 for r in book)
+    assert "book's own dropout" in (folder / "report.md").read_text()
