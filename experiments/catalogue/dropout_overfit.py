@@ -61,7 +61,7 @@ def book_dropout_run(ctx, cfg, data, hidden):
     number=13, name="dropout_overfit", chapter="6",
     shows="300 training images, 6x100 ReLU net, SGD lr 0.01: dropout 0.2 vs none, train/test accuracy by "
           "epoch, the same dropout masks in both twins",
-    durations={"quick": 20, "full": 150},
+    durations={"quick": 25, "full": 190},
     profiles={
         "tiny": dict(synthetic=True, n_train=100, n_test=100, epochs=4, depth=6, width=100, lr=0.01,
                      batch_size=100, dropout=0.2, book_variant=True),
