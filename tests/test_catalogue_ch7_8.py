@@ -276,3 +276,13 @@ def test_resnet_stem_stride_halves_the_image():
     with torch.no_grad():
         ref = t(torch.tensor(x)).numpy()
     assert out.shape == (3, 10) and np.abs(out - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+def test_augmentation_rerun_writes_the_same_metrics(tmp_path):
+    """Same seed, same metrics.csv byte for byte: every random draw (weights, batches, angles, shifts) comes
+    from the seed's streams."""
+    a = run_experiment(catalogue.get("augmentation"), profile="tiny", out=tmp_path / "a",
+                       overrides={"variants": ["none", "rotation+shift"]})
+    b = run_experiment(catalogue.get("augmentation"), profile="tiny", out=tmp_path / "b",
+                       overrides={"variants": ["none", "rotation+shift"]})
+    assert (a / "metrics.csv").read_bytes() == (b / "metrics.csv").read_bytes()
