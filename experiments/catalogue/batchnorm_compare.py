@@ -74,10 +74,10 @@ def accuracy_curves(results, impl):
     number=11, name="batchnorm_compare", chapter="6",
     shows="with vs without batch norm across 16 initial weight scales (1e0 to 1e-4), 1,000 training images, "
           "SGD lr 0.01: training accuracy per epoch, the book's grid of 16 plots, both twins",
-    durations={"quick": 35, "full": 130},
+    durations={"quick": 24, "full": 90},
     profiles={
         "tiny": dict(synthetic=True, n_train=200, n_test=0, scales=4, epochs=5, hidden=[32] * 5),
-        "quick": dict(synthetic=False, n_train=1000, n_test=0, scales=16, epochs=5, hidden=[100] * 5),
+        "quick": dict(synthetic=False, n_train=1000, n_test=0, scales=16, epochs=6, hidden=[100] * 5),
         "full": dict(synthetic=False, n_train=1000, n_test=0, scales=16, epochs=20, hidden=[100] * 5),
     },
 )

@@ -34,11 +34,11 @@ OPTIMIZERS = {
     number=8, name="optimizer_compare_mnist", chapter="6",
     shows="SGD, Momentum, AdaGrad, RMSprop, Adam on the book's 5-layer ReLU net (784-100x4-10, He init, "
           "batch 128): smoothed training loss per optimizer, both twins",
-    durations={"quick": 25, "full": 260},
+    durations={"quick": 25, "full": 300},
     profiles={
         "tiny": dict(synthetic=True, n_train=512, n_test=200, iterations=20, hidden=[32, 32, 32, 32],
                      optimizers=list(OPTIMIZERS)),
-        "quick": dict(synthetic=False, n_train=None, n_test=None, iterations=300, hidden=[100, 100, 100, 100],
+        "quick": dict(synthetic=False, n_train=None, n_test=None, iterations=500, hidden=[100, 100, 100, 100],
                       optimizers=list(OPTIMIZERS)),
         "full": dict(synthetic=False, n_train=None, n_test=None, iterations=2000, hidden=[100, 100, 100, 100],
                      optimizers=list(OPTIMIZERS)),

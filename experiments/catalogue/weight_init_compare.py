@@ -18,10 +18,10 @@ INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
     number=10, name="weight_init_compare", chapter="6",
     shows="std 0.01 vs Xavier vs He initial weights on the book's 5-layer ReLU net, SGD lr 0.01, batch 128: "
           "smoothed training loss, both twins (book: std 0.01 does not learn)",
-    durations={"quick": 15, "full": 150},
+    durations={"quick": 14, "full": 120},
     profiles={
         "tiny": dict(synthetic=True, n_train=512, n_test=200, iterations=20, hidden=[32, 32, 32, 32]),
-        "quick": dict(synthetic=False, n_train=None, n_test=None, iterations=300, hidden=[100, 100, 100, 100]),
+        "quick": dict(synthetic=False, n_train=None, n_test=None, iterations=500, hidden=[100, 100, 100, 100]),
         "full": dict(synthetic=False, n_train=None, n_test=None, iterations=2000, hidden=[100, 100, 100, 100]),
     },
 )
