@@ -168,3 +168,14 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_relu_backward_blocks_nan_where_the_input_was_negative_as_torch():
+    x = np.array([-1.0, 0.0, 2.0, -3.0])
+    g = np.array([np.nan, np.inf, 1.5, -np.inf])
+    relu = snn.ReLU()
+    relu(x)
+    xt = torch.tensor(x, requires_grad=True)
+    torch.relu(xt).backward(torch.tensor(g))
+    np.testing.assert_array_equal(relu.backward(g), xt.grad.numpy())
+    assert relu.backward(g.astype(np.float32)).dtype == np.float32

@@ -21,7 +21,9 @@ class ReLU(Module):
         return F.relu(x)
 
     def backward(self, grad_output):
-        return grad_output * self.mask
+        # A select, not a product: where x <= 0 the gradient is 0 even if grad_output is
+        # nan or inf there, as in torch's threshold_backward (nan * 0 would be nan).
+        return np.where(self.mask, grad_output, 0)
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
