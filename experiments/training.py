@@ -236,8 +236,11 @@ def param_difference(a: dict, b: dict) -> float:
 
 
 def relative_difference(a: float, b: float) -> float:
-    if a == b:
+    """|a - b| / |b|; both nan (or the same infinity) is agreement, nan on one side only is inf."""
+    if a == b or (np.isnan(a) and np.isnan(b)):
         return 0.0
+    if np.isnan(a) or np.isnan(b):
+        return float("inf")
     return abs(a - b) / max(abs(b), np.finfo(np.float64).tiny)
 
 

@@ -209,3 +209,13 @@ def test_independent_twins_use_their_own_random_numbers():
         assert not np.array_equal(a.history[impl]["loss"], c.history[impl]["loss"])
     assert a.history["scratch"]["loss"][0] != a.history["torch"]["loss"][0]
     assert set(a.final) == {"scratch", "torch"}
+
+
+def test_relative_difference_treats_shared_breakdown_as_agreement():
+    from experiments.training import relative_difference
+
+    nan, inf = float("nan"), float("inf")
+    assert relative_difference(nan, nan) == 0.0  # both twins diverged at the same step
+    assert relative_difference(inf, inf) == 0.0
+    assert relative_difference(1.0, nan) == inf and relative_difference(nan, 1.0) == inf  # one twin only
+    assert relative_difference(2.0, 1.0) == 1.0
