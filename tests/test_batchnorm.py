@@ -22,15 +22,6 @@ DTYPES = [np.float64, np.float32]
 TWINS = {1: (snn.BatchNorm1d, torch.nn.BatchNorm1d), 2: (snn.BatchNorm2d, torch.nn.BatchNorm2d)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small tensors: torch's thread pool only adds waiting (20 ms a call on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _assert_ok(records, tol, context=""):
     bad = [str(r) for r in records if not r.ok(tol)]
     assert not bad, f"{context}: " + "; ".join(bad)

@@ -22,15 +22,6 @@ from scratch.nn import Parameter
 STEPS = 200
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool only spins against the other processes on a 2-core machine
-    (a 200-step MLP run took 12 s with 2 threads under load, 0.3 s with one)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 

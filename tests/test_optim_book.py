@@ -17,14 +17,6 @@ TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 SHAPES = [(5, 3), (4,), ()]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: more threads only contend on a 2-core machine
-    yield
-    torch.set_num_threads(n)
-
-
 def _twins(dtype, seed=0):
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
