@@ -9,7 +9,6 @@ only from the summary).
 import csv
 import json
 
-import numpy as np
 import pytest
 
 from experiments import catalogue

@@ -3,7 +3,6 @@
 No network: a small wheel-like zip is built here and read by the real code.
 """
 import hashlib
-import io
 import os
 import zipfile
 

@@ -16,7 +16,6 @@ from scratch.models.multilayer import MultiLayerNet, MultiLayerNetExtend
 from scratch.nn import BatchNorm1d, BookBatchNorm, BookDropout, Dropout
 from scratch.numerical import numerical_gradient
 from torch_ref.models import multilayer as tm
-from torch_ref.nn import NumpyDropout
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}

@@ -17,7 +17,6 @@ same order, so they warp every batch alike (bilinear sampling: a round-off
 difference in a sampling position changes a pixel by round-off, never by a
 whole neighbour). Independent: the torch twin draws from torch's own RNG.
 """
-from collections import OrderedDict
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -134,7 +133,7 @@ def run(ctx):
         rows.append(row)
     base = accs.get("none", {}).get("scratch")
     best_kind = max(accs, key=lambda k: accs[k]["scratch"])
-    ctx.headline(f"test accuracy, scratch / torch: " + "; ".join(
+    ctx.headline("test accuracy, scratch / torch: " + "; ".join(
         f"{k} {a['scratch']:.1%} / {a['torch']:.1%}" for k, a in accs.items()) + f" ({cfg['n_train']} images)")
     mean = " (mean over seeds)" if ctx.mode == "independent" else ""
     gain = "" if base is None else (f" The best variant here is **{best_kind}**, "

@@ -13,7 +13,6 @@ at test time), ``scratch.nn.BookDropout``; it is not what either twin trains
 with, but the report adds it, scratch only, trained from the same weights on
 the same batches with the same masks (``book_variant``).
 """
-import numpy as np
 
 from experiments.catalogue import experiment
 from experiments.catalogue._data import mnist

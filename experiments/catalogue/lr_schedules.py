@@ -23,7 +23,7 @@ import torch
 import scratch.optim as soptim
 from experiments.catalogue import experiment
 from experiments.catalogue._data import mnist
-from experiments.results import COLORS, fmt, markdown_table
+from experiments.results import fmt, markdown_table
 from experiments.training import Recipe
 from scratch.models.multilayer import MultiLayerNet
 from scratch.nn.parameter import Parameter

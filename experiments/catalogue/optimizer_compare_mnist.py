@@ -14,7 +14,6 @@ optimizer is ``torch.optim``'s (and ``scratch.optim``'s) with the book's setting
 The book shows the curves, no numbers: AdaGrad, Adam and Momentum fall well below
 SGD within the 2,000 iterations, AdaGrad a little the fastest.
 """
-import numpy as np
 
 from experiments.catalogue import experiment
 from experiments.catalogue._ch6 import final_value, loss_curves, mean_history, mlp_recipe
