@@ -76,3 +76,16 @@ def test_im2col_reuses_a_buffer_of_the_same_geometry(C):
     np.testing.assert_array_equal(again, im2col(b, (3, 2), (2, 1), (1, 2)))
     other = im2col(b[:, :5], (3, 2), (2, 1), (1, 2), out=first)  # another geometry: a fresh array
     assert other is not first and other.shape != first.shape
+
+
+@pytest.mark.parametrize("C", [1, 5])
+def test_im2col_ones_column(C):
+    """The bias column: col with ones appended, in both layouts, reusable too."""
+    x = np.random.default_rng(C).standard_normal((2, 6, 5, C))
+    plain = im2col(x, (2, 3))
+    with_ones = im2col(x, (2, 3), ones=True)
+    assert with_ones.shape == (plain.shape[0], plain.shape[1] + 1)
+    np.testing.assert_array_equal(with_ones[:, :-1], plain)
+    assert (with_ones[:, -1] == 1).all()
+    assert im2col(2 * x, (2, 3), out=with_ones, ones=True) is with_ones
+    np.testing.assert_array_equal(with_ones[:, :-1], 2 * plain)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from scratch.nn import init
-from scratch.nn.im2col import col2im_product, conv_output_size, im2col, pad_channels_last
+from scratch.nn.im2col import TAP_MAJOR_MAX_CHANNELS, col2im_product, conv_output_size, im2col, pad_channels_last
 from scratch.nn.linear import check_dtype
 from scratch.nn.module import Module
 from scratch.nn.parameter import Parameter
@@ -52,6 +52,9 @@ class Conv2d(Module):
         out = col @ W^T + b,  W = weight as (O, KH*KW*C);
     backward, with g = dL/dout as (N*OH*OW, O):
         dL/dW = g^T col,  dL/db = sum g,  dL/dx = col2im(g W)  (``col2im_product``, tap by tap).
+    With few input channels the bias rides in the products: col gets a column
+    of ones and W the bias as one more column, so col @ W^T includes + b and
+    g^T col ends with sum g (no separate passes over the output).
     The output is returned in channels-last memory (a transposed view with the
     (N, O, OH, OW) shape): elementwise layers and pooling keep that layout and
     the next convolution reads it without reordering, as PyTorch's channels_last.
@@ -161,18 +164,28 @@ class Conv2d(Module):
         out = np.empty((N * oh * ow, O), dtype=x.dtype)
         # The last forward's columns are done with (its backward has run, or never will): reuse their memory.
         old_cols = self.cache[0] if self.cache is not None else [None] * G
+        # A tap-major col takes its ones as one more contiguous row, for free; a row-major one
+        # would get rows of K+1 values, which costs the copy and the product more than a separate pass.
+        ones = self.bias is not None and Cg <= TAP_MAJOR_MAX_CHANNELS
         cols = []
         for g in range(G):
             col = im2col(xp[..., g * Cg:(g + 1) * Cg], self.kernel_size, self.stride, self.dilation,
-                         out=old_cols[g] if len(old_cols) == G else None)
-            w = self.weight.data[g * Og:(g + 1) * Og].transpose(0, 2, 3, 1).reshape(Og, -1)
-            np.matmul(col, w.T, out=out[:, g * Og:(g + 1) * Og] if G > 1 else out)
+                         out=old_cols[g] if len(old_cols) == G else None, ones=ones)
+            np.matmul(col, self._weight_matrix(g, ones).T, out=out[:, g * Og:(g + 1) * Og] if G > 1 else out)
             cols.append(col)
-        if self.bias is not None:
+        if self.bias is not None and not ones:
             out += self.bias.data
         self.cache = (cols, xp.shape, (oh, ow), unbatched)
         out = out.reshape(N, oh, ow, O).transpose(0, 3, 1, 2)
         return out[0] if unbatched else out
+
+    def _weight_matrix(self, g: int, with_bias: bool) -> np.ndarray:
+        """Group g's weight as (O/G, KH*KW*C/G), im2col's column order; with_bias: the bias as one more column."""
+        Og = self.out_channels // self.groups
+        w = self.weight.data[g * Og:(g + 1) * Og].transpose(0, 2, 3, 1).reshape(Og, -1)
+        if not with_bias:
+            return w
+        return np.concatenate([w, self.bias.data[g * Og:(g + 1) * Og, None]], axis=1)
 
     # -- backward -------------------------------------------------------
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
@@ -184,18 +197,22 @@ class Conv2d(Module):
         Cg, Og = C // G, O // G
         kh, kw = self.kernel_size
         g_all = grad_output.transpose(0, 2, 3, 1).reshape(N * oh * ow, O)  # a copy only if not channels-last
-        if self.bias is not None:
-            self.bias.accumulate_grad(g_all.sum(axis=0))
         dxp = np.zeros(padded_shape, dtype=g_all.dtype) if self.needs_input_grad else None
         dw = np.empty(self.weight.shape, dtype=g_all.dtype)
+        db = np.empty(O, dtype=g_all.dtype) if self.bias is not None else None
+        K = kh * kw * Cg
         for g in range(G):
             gg = g_all[:, g * Og:(g + 1) * Og] if G > 1 else g_all
-            dw_g = (gg.T @ cols[g]).reshape(Og, kh, kw, Cg)
-            dw[g * Og:(g + 1) * Og] = dw_g.transpose(0, 3, 1, 2)
+            dwb = gg.T @ cols[g]  # (O/G, K), and the bias gradient as column K where col has its ones
+            dw[g * Og:(g + 1) * Og] = dwb[:, :K].reshape(Og, kh, kw, Cg).transpose(0, 3, 1, 2)
+            if db is not None:
+                db[g * Og:(g + 1) * Og] = dwb[:, K] if cols[g].shape[1] > K else gg.sum(axis=0)
             if self.needs_input_grad:
                 col2im_product(gg, self.weight.data[g * Og:(g + 1) * Og], (N, Hp, Wp, Cg), self.kernel_size,
                                self.stride, self.dilation, out=dxp[..., g * Cg:(g + 1) * Cg])
         self.weight.accumulate_grad(dw)
+        if db is not None:
+            self.bias.accumulate_grad(db)
         if not self.needs_input_grad:
             return None
         top, bottom, left, right = self._pads

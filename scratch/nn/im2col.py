@@ -70,7 +70,7 @@ def windows(x: np.ndarray, kernel, stride, dilation, out_size) -> np.ndarray:
 TAP_MAJOR_MAX_CHANNELS = 3
 
 
-def im2col(x: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1), out=None) -> np.ndarray:
+def im2col(x: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1), out=None, ones: bool = False) -> np.ndarray:
     """Channels-last windows as a matrix: (N, H, W, C) -> col (N*OH*OW, KH*KW*C), a fresh array.
 
     ``x`` is already padded. Row m is window m; column order is (kh, kw, c),
@@ -83,6 +83,11 @@ def im2col(x: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1), out=None) -> n
     in one sweep, which stores col column-major (its transpose is C-contiguous).
     BLAS takes either layout as it is, so the caller never needs to know.
 
+    ``ones``: append a column of ones, (N*OH*OW, KH*KW*C + 1). A bias is a
+    weight on a constant input 1, so with it the product gives out + bias, and
+    g^T col gives the bias gradient beside the weight gradient, without a
+    separate pass over the output for either.
+
     ``out``: a matrix an earlier call of the same geometry returned, to be
     overwritten. A fresh col of tens of megabytes costs the kernel a page
     fault and a zeroing per 4 KiB before the copy even starts; reusing one
@@ -91,17 +96,23 @@ def im2col(x: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1), out=None) -> n
     N, H, W, C = x.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     oh, ow = conv_output_size(H, kh, sh, 0, dh), conv_output_size(W, kw, sw, 0, dw)
+    M, K = N * oh * ow, kh * kw * C
     view = windows(x, kernel, stride, dilation, (oh, ow))  # (N, OH, OW, KH, KW, C)
     tap_major = C <= TAP_MAJOR_MAX_CHANNELS
+    width = K + 1 if ones else K
+    reusable = out is not None and out.shape == (M, width) and out.dtype == x.dtype and (
+        out.T.flags.c_contiguous if tap_major else out.flags.c_contiguous)
     if tap_major:
-        view = view.transpose(3, 4, 5, 0, 1, 2)
-    if out is not None and out.shape == (N * oh * ow, kh * kw * C) and out.dtype == x.dtype and (
-            out.T.flags.c_contiguous if tap_major else out.flags.c_contiguous):
-        np.copyto((out.T if tap_major else out).reshape(view.shape), view)
-        return out
-    if tap_major:
-        return np.ascontiguousarray(view).reshape(kh * kw * C, N * oh * ow).T
-    return np.ascontiguousarray(view).reshape(N * oh * ow, kh * kw * C)
+        store = out.T if reusable else np.empty((width, M), dtype=x.dtype)
+        np.copyto(store[:K].reshape(kh, kw, C, N, oh, ow), view.transpose(3, 4, 5, 0, 1, 2))
+        if ones:
+            store[K] = 1
+        return out if reusable else store.T
+    store = out if reusable else np.empty((M, width), dtype=x.dtype)
+    np.copyto(store.reshape(N, oh, ow, width)[..., :K].reshape(view.shape), view)
+    if ones:
+        store[:, K] = 1
+    return store
 
 
 def col2im(col: np.ndarray, shape, kernel, stride=(1, 1), dilation=(1, 1), out=None) -> np.ndarray:
