@@ -334,6 +334,7 @@ def main(args) -> int:
     rows, profiles = [], {}
     with threads(n_threads):
         used = get_threads()
+        env = environment()  # inside, so that torch_threads says what the timings ran with
         rates = matmul_rate(256 if args.quick else 2048)
         peak = max(rates.values())
         for case in cases:
@@ -360,7 +361,7 @@ def main(args) -> int:
             for twin in ("scratch", "torch"):
                 mem = peak_memory(row["case"], twin, args.batch, n_threads)
                 row[f"{twin}_peak_MiB"] = mem / 2**20 if mem is not None else ""
-    write_report(args, rows, profiles, rates, used)
+    write_report(args, rows, profiles, rates, used, env)
     return 0
 
 
@@ -372,8 +373,8 @@ def _blas() -> str:
         return "unknown"
 
 
-def write_report(args, rows, profiles, rates, used) -> None:
-    env = environment()
+def write_report(args, rows, profiles, rates, used, env) -> None:
+    env = dict(env)
     env.update({
         "numpy_blas": _blas(),
         "torch_parallel": torch.__config__.parallel_info().splitlines()[-1].strip(),
