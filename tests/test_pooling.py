@@ -56,6 +56,19 @@ def test_maxpool_nan_goes_where_torch_sends_it():
         assert all(r.max_abs == 0 for r in records), f"{cfg}: " + "; ".join(map(str, records))
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in subtract:RuntimeWarning")  # -inf - -inf, compared
+@pytest.mark.parametrize("seed", range(10))
+def test_maxpool_minus_infinity_windows_route_inside_the_input(seed):
+    """A window whose max is -inf ties with its -inf padding: torch's gradient goes to its first in-bounds element."""
+    rng = np.random.default_rng(700 + seed)
+    cfg = pool_config(rng)
+    shape = cfg.pop("shape")
+    x = np.where(rng.random(shape) < 0.7, -np.inf, rng.integers(-1, 2, shape)).astype(np.float64)
+    G = rng.integers(-3, 4, snn.MaxPool2d(**cfg)(x).shape).astype(np.float64)
+    records = compare_module(snn.MaxPool2d(**cfg), torch.nn.MaxPool2d(**cfg), x, grad_output=G)
+    assert all(r.max_abs == 0 for r in records), f"{cfg} x={shape}: " + "; ".join(map(str, records))
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("name", ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"])
 def test_pool_backprop_matches_central_differences(name, seed):

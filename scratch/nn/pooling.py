@@ -163,6 +163,13 @@ class MaxPool2d(_Pool2d):
         (oh, ow), (N, Hp, Wp, C) = out_size, xp.shape
         taps = self._taps(xp, out_size)
         routes = [tap == out for tap in taps]  # contiguous booleans: the mask arithmetic below is cheap
+        top, bottom, left, right = pads
+        if (top or bottom or left or right) and np.isneginf(out).any():
+            # A window whose maximum is -inf equals its -inf padding too; PyTorch's scan never looks at
+            # the padding, so its first in-bounds element keeps the gradient.
+            inside = _pad_nhwc(np.ones((1, Hp - top - bottom, Wp - left - right, 1), dtype=bool), pads, False)
+            for route, tap in zip(routes, self._taps(inside, out_size)):
+                route &= tap
         self._keep_first(routes, taps, out)
         if (sh, sw) == (kh, kw) and (dh, dw) == (1, 1) and (Hp, Wp) == (oh * kh, ow * kw):
             # Windows tile the input: every pixel is written exactly once, no zeroing, no adding.
@@ -173,7 +180,6 @@ class MaxPool2d(_Pool2d):
             dxp = np.zeros(xp.shape, dtype=g.dtype)
             for tap, route in zip(self._taps(dxp, out_size), routes):
                 tap += g * route  # windows may overlap (or miss pixels): add into zeros
-        top, bottom, left, right = pads
         dx = dxp[:, top:Hp - bottom, left:Wp - right].transpose(0, 3, 1, 2)
         return dx[0] if unbatched else dx
 
