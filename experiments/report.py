@@ -22,6 +22,7 @@ def atomic_dir(final):
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp", dir=final.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a report folder is for everyone to read
     try:
         yield tmp
     except BaseException:
