@@ -171,11 +171,12 @@ print("ok")
 
 
 def test_relu_backward_blocks_nan_where_the_input_was_negative_as_torch():
-    x = np.array([-1.0, 0.0, 2.0, -3.0])
-    g = np.array([np.nan, np.inf, 1.5, -np.inf])
+    x = np.array([-1.0, 0.0, 2.0, -3.0, np.nan, np.nan])
+    g = np.array([np.nan, np.inf, 1.5, -np.inf, 2.0, np.nan])
     relu = snn.ReLU()
-    relu(x)
     xt = torch.tensor(x, requires_grad=True)
-    torch.relu(xt).backward(torch.tensor(g))
+    y = torch.relu(xt)
+    np.testing.assert_array_equal(relu(x), y.detach().numpy())
+    y.backward(torch.tensor(g))
     np.testing.assert_array_equal(relu.backward(g), xt.grad.numpy())
     assert relu.backward(g.astype(np.float32)).dtype == np.float32

@@ -6,15 +6,18 @@ from scratch.nn.module import Module
 
 
 class ReLU(Module):
-    r"""y = max(x, 0);  dL/dx = g * [x > 0]  (0 at x = 0, as PyTorch)."""
+    r"""y = max(x, 0);  dL/dx = g * [not x <= 0]  (0 at x = 0; a nan input passes g, as PyTorch)."""
 
     def __init__(self, inplace: bool = False):
         super().__init__()
         self.inplace = inplace
-        self.mask = None  # cache: where x > 0
+        self.mask = None  # cache: where not x <= 0
 
     def forward(self, x):
-        self.mask = x > 0
+        # torch's threshold_backward zeroes the gradient where y <= 0; nan <= 0 is False,
+        # so a nan input lets the gradient through: hence not (x <= 0), rather than x > 0.
+        self.mask = x <= 0
+        np.logical_not(self.mask, out=self.mask)
         if self.inplace:
             np.maximum(x, 0, out=x)
             return x
