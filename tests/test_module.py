@@ -180,3 +180,14 @@ def test_relu_backward_blocks_nan_where_the_input_was_negative_as_torch():
     y.backward(torch.tensor(g))
     np.testing.assert_array_equal(relu.backward(g), xt.grad.numpy())
     assert relu.backward(g.astype(np.float32)).dtype == np.float32
+
+
+def test_linear_without_input_grad_still_fills_parameter_gradients():
+    rng = np.random.default_rng(4)
+    full = snn.Linear(5, 3, dtype=np.float64, generator=np.random.default_rng(0))
+    first = snn.Linear(5, 3, dtype=np.float64, generator=np.random.default_rng(0))
+    first.needs_input_grad = False
+    x, g = rng.standard_normal((4, 5)), rng.standard_normal((4, 3))
+    full(x), first(x)
+    assert full.backward(g) is not None and first.backward(g) is None
+    assert np.array_equal(full.weight.grad, first.weight.grad) and np.array_equal(full.bias.grad, first.bias.grad)

@@ -105,6 +105,7 @@ class MultiLayerNetExtend(Module):
             if use_dropout:
                 layers[f"Dropout{idx}"] = (BookDropout(dropout_ration, generator=dropout_generator) if book_layers
                                            else Dropout(dropout_ration, generator=dropout_generator))
+        layers["Affine1"].needs_input_grad = False  # the images need no gradient, as in PyTorch's autograd
         self.layers = Sequential(layers)
         self.last_layer = CrossEntropyLoss()  # the book's SoftmaxWithLoss
         self.weight_decay = L2Penalty(weight_decay_lambda)
@@ -120,7 +121,8 @@ class MultiLayerNetExtend(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.layers(x)
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(self, grad_output: np.ndarray) -> None:
+        """Parameter gradients only: the first Affine skips dL/dx (``needs_input_grad``), so this returns None."""
         return self.layers.backward(grad_output)
 
     def loss(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:

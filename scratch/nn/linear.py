@@ -34,6 +34,10 @@ class Linear(Module):
 
     Backward, with g = dL/dy flattened to (M, out) and x to (M, in):
         dL/dW = g^T x,   dL/db = sum_M g,   dL/dx = g W.
+
+    ``needs_input_grad`` (default True): set it False on a network's first layer,
+    whose input (the data) needs no gradient, and backward skips g W and returns
+    None, as PyTorch's autograd skips it for an input without requires_grad.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None, generator=None):
@@ -48,6 +52,7 @@ class Linear(Module):
         if not bias:
             self.register_parameter("bias", None)
         self.reset_parameters(generator)
+        self.needs_input_grad = True
         self.x = None  # cache: the input, flattened to (M, in_features)
 
     def reset_parameters(self, generator=None) -> None:
@@ -73,6 +78,8 @@ class Linear(Module):
         self.weight.accumulate_grad(g.T @ self.x)
         if self.bias is not None:
             self.bias.accumulate_grad(g.sum(axis=0))
+        if not self.needs_input_grad:
+            return None
         return (g @ self.weight.data).reshape(grad_output.shape[:-1] + (self.in_features,))
 
     def extra_repr(self) -> str:
