@@ -25,23 +25,10 @@ from scratch import random as _random
 from scratch.nn import CrossEntropyLoss, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from scratch.nn.batchnorm import BatchNorm1d, BookBatchNorm
 from scratch.nn.dropout import BookDropout, Dropout
+from scratch.nn.init import book_std
 from scratch.nn.regularization import L2Penalty
 
 ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
-
-
-def init_scale(weight_init_std, fan_in: int) -> float:
-    """The book's std: 'relu'/'he' -> sqrt(2/fan_in), 'sigmoid'/'xavier' -> sqrt(1/fan_in), or the number given."""
-    name = str(weight_init_std).lower()
-    if name in ("relu", "he"):
-        return float(np.sqrt(2.0 / fan_in))
-    if name in ("sigmoid", "xavier"):
-        return float(np.sqrt(1.0 / fan_in))
-    if isinstance(weight_init_std, str):
-        raise ValueError(
-            f"weight_init_std must be 'relu', 'he', 'sigmoid', 'xavier' or a number, got {weight_init_std!r}"
-        )
-    return float(weight_init_std)
 
 
 class MultiLayerNetExtend(Module):
@@ -92,7 +79,7 @@ class MultiLayerNetExtend(Module):
         for idx in range(1, len(sizes)):
             fan_in, fan_out = sizes[idx - 1], sizes[idx]
             affine = Linear(fan_in, fan_out, dtype=dtype, generator=throwaway)
-            W = init_scale(weight_init_std, fan_in) * rng.standard_normal((fan_in, fan_out))
+            W = book_std(weight_init_std, fan_in) * rng.standard_normal((fan_in, fan_out))
             affine.weight.data[...] = W.T
             affine.bias.data[...] = 0
             layers[f"Affine{idx}"] = affine
