@@ -160,7 +160,7 @@ class MaxPool2d(_Pool2d):
         g = (grad_output[None] if unbatched else grad_output).transpose(0, 2, 3, 1)
         g = np.ascontiguousarray(g, dtype=out.dtype)  # the forward's layout: every pass below runs in memory order
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
-        (oh, ow), (N, Hp, Wp, C) = out_size, xp.shape
+        (oh, ow), (_, Hp, Wp, _) = out_size, xp.shape
         taps = self._taps(xp, out_size)
         routes = [tap == out for tap in taps]  # contiguous booleans: the mask arithmetic below is cheap
         top, bottom, left, right = pads
