@@ -343,6 +343,7 @@ def write_index(out, catalogue_order=()) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".README.md.", dir=out)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; the index is for everyone to read
     os.replace(tmp, path)  # atomic: readers see the old index or the new one
     return path
 
