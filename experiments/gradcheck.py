@@ -56,21 +56,18 @@ def run_checks(names, configs: int, seed: int) -> list:
 
 
 def summarise(rows) -> list:
-    """The worst row of each (layer, check)."""
-    worst = {}
+    """One line per (layer, check): its worst row, its configurations and its verdict."""
+    groups = {}
     for r in rows:
-        key = (r["layer"], r["check"])
-        if key not in worst or r["error"] > worst[key]["error"]:
-            worst[key] = r
-    counts = {}
-    for r in rows:
-        counts.setdefault((r["layer"], r["check"]), set()).add(r["config"])
-    return [dict(layer=k[0], check=k[1], configs=len(counts[k]), worst_tensor=w["tensor"],
-                 max_abs=w["max_abs"], error=w["error"], tolerance=w["tolerance"],
-                 result="ok" if all(r["ok"] for r in rows if (r["layer"], r["check"]) == k) else "FAIL",
-                 beyond_scale=sum(not (r["error"] <= r["tolerance"]) for r in rows
-                                  if (r["layer"], r["check"]) == k))
-            for k, w in worst.items()]
+        groups.setdefault((r["layer"], r["check"]), []).append(r)
+    summary = []
+    for (layer, check), group in groups.items():
+        w = max(group, key=lambda r: r["error"])
+        summary.append(dict(layer=layer, check=check, configs=len({r["config"] for r in group}),
+                            worst_tensor=w["tensor"], max_abs=w["max_abs"], error=w["error"],
+                            tolerance=w["tolerance"], result="ok" if all(r["ok"] for r in group) else "FAIL",
+                            beyond_scale=sum(not (r["error"] <= r["tolerance"]) for r in group)))
+    return summary
 
 
 def write_report(out, rows, summary, args, seconds) -> None:
