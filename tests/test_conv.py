@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import scratch.nn as snn
+from scratch.nn import im2col
 from experiments.compare import compare_module, to_torch
 from experiments.layer_cases import CASES, check_against_numerical, check_against_torch
 
@@ -134,3 +135,28 @@ def test_float32_stays_float32():
     out = s(x)
     g = s.backward(np.ones_like(out))
     assert out.dtype == g.dtype == s.weight.grad.dtype == s.bias.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_conv2d_built_one_sample_at_a_time_matches_torch(seed, monkeypatch):
+    """col is built in chunks of samples (im2col.CHUNK_BYTES); one sample per chunk changes nothing."""
+    monkeypatch.setattr(im2col, "CHUNK_BYTES", 1)
+    description, records, tol = check_against_torch(CASES["Conv2d"], np.random.default_rng(500 + seed), np.float64)
+    _assert_ok(records, tol, description)
+
+
+@pytest.mark.parametrize("stride,groups,bias", [(1, 1, True), (1, 2, False), (2, 1, True), (1, 1, False)])
+@pytest.mark.parametrize("channels", [2, 6])
+def test_conv2d_uneven_chunks_match_torch(stride, groups, bias, channels, monkeypatch):
+    """7 samples in chunks of about 3 (forward: 3, 3 and 1): a shorter last chunk gets fresh columns, its own rows."""
+    kernel, padding, n = (3, 2), (2, 1), 7
+    conv = snn.Conv2d(channels, 4, kernel, stride=stride, padding=padding, groups=groups, bias=bias,
+                      dtype=np.float64)
+    ref = torch.nn.Conv2d(channels, 4, kernel, stride=stride, padding=padding, groups=groups, bias=bias,
+                          dtype=torch.float64)
+    x = np.random.default_rng(0).standard_normal((n, channels, 9, 8))
+    oh, ow = (9 + 4 - 3) // stride + 1, (8 + 2 - 2) // stride + 1
+    width = kernel[0] * kernel[1] * channels // groups + 1  # the widest col: tap-major with ones
+    monkeypatch.setattr(im2col, "CHUNK_BYTES", 3 * oh * ow * width * 8)
+    records = compare_module(conv, ref, x)
+    _assert_ok(records, 1e-10, "uneven chunks")

@@ -4,7 +4,8 @@ import math
 import numpy as np
 
 from scratch.nn import init
-from scratch.nn.im2col import TAP_MAJOR_MAX_CHANNELS, col2im_product, conv_output_size, im2col, pad_channels_last
+from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, col2im_product, conv_output_size, conv_product,
+                               pad_channels_last, transposed_input, weight_product)
 from scratch.nn.linear import check_dtype
 from scratch.nn.module import Module
 from scratch.nn.parameter import Parameter
@@ -51,7 +52,11 @@ class Conv2d(Module):
     windows copied into col (N*OH*OW, KH*KW*C) (``im2col``); then
         out = col @ W^T + b,  W = weight as (O, KH*KW*C);
     backward, with g = dL/dout as (N*OH*OW, O):
-        dL/dW = g^T col,  dL/db = sum g,  dL/dx = col2im(g W)  (``col2im_product``, tap by tap).
+        dL/dW = g^T col,  dL/db = sum g,  dL/dx = col2im(g W).
+    col is built a few samples at a time and never kept whole (``conv_product``,
+    ``weight_product``: the backward builds it again from the padded input it
+    caches). With stride 1, dL/dx is a convolution of g with the flipped
+    kernel (``transposed_input``); with a larger stride, ``col2im_product``.
     With few input channels the bias rides in the products: col gets a column
     of ones and W the bias as one more column, so col @ W^T includes + b and
     g^T col ends with sum g (no separate passes over the output).
@@ -106,7 +111,7 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
         self.reset_parameters(generator)
         self.needs_input_grad = True
-        self.cache = None  # (cols per group, padded channels-last shape, output size, unbatched)
+        self.cache = None  # (padded channels-last input, output size, unbatched)
 
     def _explicit_pads(self) -> tuple:
         """(top, bottom, left, right) zero padding."""
@@ -162,20 +167,15 @@ class Conv2d(Module):
         G, O = self.groups, self.out_channels
         Cg, Og = C // G, O // G
         out = np.empty((N * oh * ow, O), dtype=x.dtype)
-        # The last forward's columns are done with (its backward has run, or never will): reuse their memory.
-        old_cols = self.cache[0] if self.cache is not None else [None] * G
         # A tap-major col takes its ones as one more contiguous row, for free; a row-major one
         # would get rows of K+1 values, which costs the copy and the product more than a separate pass.
         ones = self.bias is not None and Cg <= TAP_MAJOR_MAX_CHANNELS
-        cols = []
         for g in range(G):
-            col = im2col(xp[..., g * Cg:(g + 1) * Cg], self.kernel_size, self.stride, self.dilation,
-                         out=old_cols[g] if len(old_cols) == G else None, ones=ones)
-            np.matmul(col, self._weight_matrix(g, ones).T, out=out[:, g * Og:(g + 1) * Og] if G > 1 else out)
-            cols.append(col)
+            conv_product(xp[..., g * Cg:(g + 1) * Cg], self._weight_matrix(g, ones).T, self.kernel_size,
+                         self.stride, self.dilation, out=out[:, g * Og:(g + 1) * Og] if G > 1 else out, ones=ones)
         if self.bias is not None and not ones:
             out += self.bias.data
-        self.cache = (cols, xp.shape, (oh, ow), unbatched)
+        self.cache = (xp, (oh, ow), unbatched)
         out = out.reshape(N, oh, ow, O).transpose(0, 3, 1, 2)
         return out[0] if unbatched else out
 
@@ -189,34 +189,47 @@ class Conv2d(Module):
 
     # -- backward -------------------------------------------------------
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        cols, padded_shape, (oh, ow), unbatched = self.cache
+        xp, (oh, ow), unbatched = self.cache
         if unbatched:
             grad_output = grad_output[None]
-        N, Hp, Wp, C = padded_shape
+        N, Hp, Wp, C = xp.shape
         G, O = self.groups, self.out_channels
         Cg, Og = C // G, O // G
         kh, kw = self.kernel_size
+        top, bottom, left, right = self._pads
+        H, W = Hp - top - bottom, Wp - left - right
         g_all = grad_output.transpose(0, 2, 3, 1).reshape(N * oh * ow, O)  # a copy only if not channels-last
-        dxp = np.zeros(padded_shape, dtype=g_all.dtype) if self.needs_input_grad else None
+        ones = self.bias is not None and Cg <= TAP_MAJOR_MAX_CHANNELS
+        strided = self.stride != (1, 1)
         dw = np.empty(self.weight.shape, dtype=g_all.dtype)
         db = np.empty(O, dtype=g_all.dtype) if self.bias is not None else None
+        dx = None
+        if self.needs_input_grad:
+            dx = np.zeros(xp.shape, dtype=g_all.dtype) if strided else np.empty((N * H * W, C), dtype=g_all.dtype)
         K = kh * kw * Cg
         for g in range(G):
             gg = g_all[:, g * Og:(g + 1) * Og] if G > 1 else g_all
-            dwb = gg.T @ cols[g]  # (O/G, K), and the bias gradient as column K where col has its ones
+            xg = xp[..., g * Cg:(g + 1) * Cg]
+            dwb = weight_product(xg, gg, self.kernel_size, self.stride, self.dilation, ones=ones)  # (O/G, K [+1])
             dw[g * Og:(g + 1) * Og] = dwb[:, :K].reshape(Og, kh, kw, Cg).transpose(0, 3, 1, 2)
             if db is not None:
-                db[g * Og:(g + 1) * Og] = dwb[:, K] if cols[g].shape[1] > K else gg.sum(axis=0)
-            if self.needs_input_grad:
-                col2im_product(gg, self.weight.data[g * Og:(g + 1) * Og], (N, Hp, Wp, Cg), self.kernel_size,
-                               self.stride, self.dilation, out=dxp[..., g * Cg:(g + 1) * Cg])
+                db[g * Og:(g + 1) * Og] = dwb[:, K] if ones else gg.sum(axis=0)
+            if dx is None:
+                continue
+            wg = self.weight.data[g * Og:(g + 1) * Og]
+            if strided:
+                col2im_product(gg, wg, xg.shape, self.kernel_size, self.stride, self.dilation,
+                               out=dx[..., g * Cg:(g + 1) * Cg])
+            else:
+                transposed_input(gg.reshape(N, oh, ow, Og), wg, (H, W), self._pads, self.kernel_size,
+                                 self.dilation, out=dx[:, g * Cg:(g + 1) * Cg] if G > 1 else dx)
         self.weight.accumulate_grad(dw)
         if db is not None:
             self.bias.accumulate_grad(db)
-        if not self.needs_input_grad:
+        if dx is None:
             return None
-        top, bottom, left, right = self._pads
-        dx = dxp[:, top:Hp - bottom, left:Wp - right].transpose(0, 3, 1, 2)
+        dx = dx[:, top:Hp - bottom, left:Wp - right] if strided else dx.reshape(N, H, W, C)
+        dx = dx.transpose(0, 3, 1, 2)
         return dx[0] if unbatched else dx
 
     def extra_repr(self) -> str:
