@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from scratch.nn import init
-from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, col2im_product, conv_output_size, conv_product,
+from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, col2im_product, conv_output_size, conv_product, im2col,
                                pad_channels_last, transposed_input, weight_product)
 from scratch.nn.linear import check_dtype
 from scratch.nn.module import Module
@@ -53,9 +53,9 @@ class Conv2d(Module):
         out = col @ W^T + b,  W = weight as (O, KH*KW*C);
     backward, with g = dL/dout as (N*OH*OW, O):
         dL/dW = g^T col,  dL/db = sum g,  dL/dx = col2im(g W).
-    col is built a few samples at a time and never kept whole (``conv_product``,
-    ``weight_product``: the backward builds it again from the padded input it
-    caches). With stride 1, dL/dx is a convolution of g with the flipped
+    With many channels col is built a few samples at a time and never kept
+    whole (``conv_product``, ``weight_product``: the backward builds it again
+    from the padded input it caches); with one to three, it is small and kept. With stride 1, dL/dx is a convolution of g with the flipped
     kernel (``transposed_input``); with a larger stride, ``col2im_product``.
     With few input channels the bias rides in the products: col gets a column
     of ones and W the bias as one more column, so col @ W^T includes + b and
@@ -111,7 +111,7 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
         self.reset_parameters(generator)
         self.needs_input_grad = True
-        self.cache = None  # (padded channels-last input, output size, unbatched)
+        self.cache = None  # (padded channels-last input, tap-major cols or None, output size, unbatched)
 
     def _explicit_pads(self) -> tuple:
         """(top, bottom, left, right) zero padding."""
@@ -169,13 +169,24 @@ class Conv2d(Module):
         out = np.empty((N * oh * ow, O), dtype=x.dtype)
         # A tap-major col takes its ones as one more contiguous row, for free; a row-major one
         # would get rows of K+1 values, which costs the copy and the product more than a separate pass.
-        ones = self.bias is not None and Cg <= TAP_MAJOR_MAX_CHANNELS
+        tap_major = Cg <= TAP_MAJOR_MAX_CHANNELS
+        ones = self.bias is not None and tap_major
+        # With one to three channels the whole col is small (KH*KW*C + 1 columns): it is built once and
+        # kept for the backward (in the memory of the last one) rather than built again there.
+        old = self.cache[1] if self.cache is not None and self.cache[1] is not None else [None] * G
+        cols = [] if tap_major else None
         for g in range(G):
-            conv_product(xp[..., g * Cg:(g + 1) * Cg], self._weight_matrix(g, ones).T, self.kernel_size,
-                         self.stride, self.dilation, out=out[:, g * Og:(g + 1) * Og] if G > 1 else out, ones=ones)
+            xg, wt = xp[..., g * Cg:(g + 1) * Cg], self._weight_matrix(g, ones).T
+            og = out[:, g * Og:(g + 1) * Og] if G > 1 else out
+            if tap_major:
+                cols.append(im2col(xg, self.kernel_size, self.stride, self.dilation,
+                                   out=old[g] if len(old) == G else None, ones=ones))
+                np.matmul(cols[g], wt, out=og)
+            else:
+                conv_product(xg, wt, self.kernel_size, self.stride, self.dilation, out=og)
         if self.bias is not None and not ones:
             out += self.bias.data
-        self.cache = (xp, (oh, ow), unbatched)
+        self.cache = (xp, cols, (oh, ow), unbatched)
         out = out.reshape(N, oh, ow, O).transpose(0, 3, 1, 2)
         return out[0] if unbatched else out
 
@@ -189,7 +200,7 @@ class Conv2d(Module):
 
     # -- backward -------------------------------------------------------
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        xp, (oh, ow), unbatched = self.cache
+        xp, cols, (oh, ow), unbatched = self.cache
         if unbatched:
             grad_output = grad_output[None]
         N, Hp, Wp, C = xp.shape
@@ -199,7 +210,7 @@ class Conv2d(Module):
         top, bottom, left, right = self._pads
         H, W = Hp - top - bottom, Wp - left - right
         g_all = grad_output.transpose(0, 2, 3, 1).reshape(N * oh * ow, O)  # a copy only if not channels-last
-        ones = self.bias is not None and Cg <= TAP_MAJOR_MAX_CHANNELS
+        ones = self.bias is not None and cols is not None
         strided = self.stride != (1, 1)
         dw = np.empty(self.weight.shape, dtype=g_all.dtype)
         db = np.empty(O, dtype=g_all.dtype) if self.bias is not None else None
@@ -210,7 +221,8 @@ class Conv2d(Module):
         for g in range(G):
             gg = g_all[:, g * Og:(g + 1) * Og] if G > 1 else g_all
             xg = xp[..., g * Cg:(g + 1) * Cg]
-            dwb = weight_product(xg, gg, self.kernel_size, self.stride, self.dilation, ones=ones)  # (O/G, K [+1])
+            # (O/G, K [+1]): the last column is the bias gradient where col has its ones
+            dwb = gg.T @ cols[g] if cols else weight_product(xg, gg, self.kernel_size, self.stride, self.dilation)
             dw[g * Og:(g + 1) * Og] = dwb[:, :K].reshape(Og, kh, kw, Cg).transpose(0, 3, 1, 2)
             if db is not None:
                 db[g * Og:(g + 1) * Og] = dwb[:, K] if ones else gg.sum(axis=0)

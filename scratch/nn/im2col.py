@@ -180,12 +180,12 @@ def _samples_per_chunk(x: np.ndarray, kernel, stride, dilation, width: int) -> t
     return max(1, CHUNK_BYTES // (pixels * width * x.itemsize)), pixels
 
 
-def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1), out=None,
-                 ones: bool = False) -> np.ndarray:
+def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1),
+                 out=None) -> np.ndarray:
     """A convolution's forward: ``im2col(x, ...) @ weight_t``, col built a few samples at a time.
 
     ``x`` (N, H, W, C) padded channels-last; ``weight_t`` (KH*KW*C, O), im2col's
-    column order (one more row, the bias, with ``ones``); result (N*OH*OW, O),
+    column order; result (N*OH*OW, O),
     written into ``out`` when given. Each chunk's rows of the product are its
     samples' rows of the result, so nothing is copied after the products.
     """
@@ -195,25 +195,23 @@ def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dil
         out = np.empty((N * pixels, weight_t.shape[1]), dtype=x.dtype)
     col = None
     for s in range(0, N, n):
-        col = im2col(x[s:s + n], kernel, stride, dilation, out=col, ones=ones)
+        col = im2col(x[s:s + n], kernel, stride, dilation, out=col)
         np.matmul(col, weight_t, out=out[s * pixels:(s + n) * pixels])
     return out
 
 
-def weight_product(x: np.ndarray, g: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1),
-                   ones: bool = False) -> np.ndarray:
-    """A convolution's weight gradient: ``g^T im2col(x, ...)``, (O, KH*KW*C [+1]), col built chunk by chunk.
+def weight_product(x: np.ndarray, g: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1)) -> np.ndarray:
+    """A convolution's weight gradient: ``g^T im2col(x, ...)``, (O, KH*KW*C), col built chunk by chunk.
 
     ``x`` (N, H, W, C) padded channels-last, ``g`` (N*OH*OW, O) the output's
-    gradient. The chunks' products are summed; with ``ones`` the last column
-    is the bias gradient, sum g.
+    gradient. The chunks' products are summed.
     """
     C = x.shape[3]
     kh, kw = kernel
-    n, pixels = _samples_per_chunk(x, kernel, stride, dilation, kh * kw * C + ones)
+    n, pixels = _samples_per_chunk(x, kernel, stride, dilation, kh * kw * C)
     total = part = col = None
     for s in range(0, x.shape[0], n):
-        col = im2col(x[s:s + n], kernel, stride, dilation, out=col, ones=ones)
+        col = im2col(x[s:s + n], kernel, stride, dilation, out=col)
         gs = g[s * pixels:(s + n) * pixels].T
         if total is None:
             total = gs @ col
