@@ -343,3 +343,26 @@ def test_book_batchnorm_backprop_matches_central_differences():
         book.train(training)
         for r in gradcheck(book, rng.standard_normal((3, 3, 2, 2)), seed=1):
             assert r["max_rel"] <= 1e-7, r
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("layout", ["channels_last", "strided"])
+def test_batchnorm2d_any_memory_layout_matches_torch(layout, training, dtype):
+    """Conv2d hands BatchNorm2d channels-last memory; the sums and broadcasts follow the layout, not the shape."""
+    rng = np.random.default_rng(7)
+    s, t = _twins(2, 5, dtype, rng)
+    s.train(training), t.train(training)
+    data = (rng.standard_normal((4, 6, 7, 5)) * 3 + 1).astype(dtype)
+    # channels-last: (N, H, W, C) memory seen as (N, C, H, W); strided: every other column of a wider array
+    x = data.transpose(0, 3, 1, 2) if layout == "channels_last" else (
+        np.concatenate([data, data], axis=2).transpose(0, 3, 1, 2)[:, :, :, ::2])
+    g = rng.standard_normal(x.shape).astype(dtype).transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)
+    xt = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_(True)
+    yt = t(xt)
+    yt.backward(torch.from_numpy(np.ascontiguousarray(g)))
+    y, dx = s(x), s.backward(g)
+    ref = {"output": yt, "grad_input": xt.grad, "grad_weight": t.weight.grad, "running_mean": t.running_mean}
+    ours = {"output": y, "grad_input": dx, "grad_weight": s.weight.grad, "running_mean": s.running_mean}
+    records = [compare_arrays(k, ours[k], ref[k].detach().numpy()) for k in ref]
+    _assert_ok(records, TOL[dtype], f"{layout}, training={training}")

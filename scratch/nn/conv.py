@@ -185,7 +185,9 @@ class Conv2d(Module):
             else:
                 conv_product(xg, wt, self.kernel_size, self.stride, self.dilation, out=og)
         if self.bias is not None and not ones:
-            out += self.bias.data
+            # (M, O) += (O,) would loop over O values at a time; tiled over a sample, one loop per sample.
+            rows = out.reshape(N, -1)
+            rows += np.tile(self.bias.data, oh * ow)
         self.cache = (xp, cols, (oh, ow), unbatched)
         out = out.reshape(N, oh, ow, O).transpose(0, 3, 1, 2)
         return out[0] if unbatched else out
