@@ -30,59 +30,10 @@ import math
 
 import numpy as np
 
+from scratch.nn.channels import channel_sum, per_channel
 from scratch.nn.linear import check_dtype
 from scratch.nn.module import Module
 from scratch.nn.parameter import Parameter
-
-
-# Rows of a float32 input cast to float64 at a time: a chunk that stays in the cache.
-_SUM_CHUNK_ROWS = 4096
-
-
-def _channel_sum(a: np.ndarray) -> np.ndarray:
-    """Per-channel sums (C,) of a (N, C, ...), accumulated in float64 whatever a's dtype.
-
-    PyTorch's CPU kernels accumulate batch-norm sums in double too; a float32 sum
-    of thousands of values would otherwise lose digits that torch keeps (the
-    results are cast back to the input's dtype before they meet the elements).
-
-    The sums are matrix-vector products with a vector of ones, in the input's
-    memory order: channels-last memory is (M, C), rows summed by ones(M) @ rows;
-    channels-first is (N*C, L), each row summed by rows @ ones(L). NumPy's own
-    reduction over axes (0, 2, 3) runs short inner loops and takes about six
-    times as long. A float32 input is cast to float64 a few thousand rows at a
-    time, so that the copy stays in the cache.
-    """
-    C = a.shape[1]
-    last = np.moveaxis(a, 1, -1)
-    if last.flags.c_contiguous:  # channels-last (or 2-D): rows of C
-        rows, per_row = last.reshape(-1, C), False
-    elif a.flags.c_contiguous:  # channels-first: a row of L values per (sample, channel)
-        rows, per_row = a.reshape(a.shape[0] * C, -1), True
-    else:
-        return a.sum(axis=(0,) + tuple(range(2, a.ndim)), dtype=np.float64)
-    step = rows.shape[0] if rows.dtype == np.float64 else _SUM_CHUNK_ROWS
-    sums = []
-    for s in range(0, rows.shape[0], step):
-        block = rows[s:s + step].astype(np.float64, copy=False)
-        sums.append(block @ np.ones(block.shape[1]) if per_row else np.ones(block.shape[0]) @ block)
-    if per_row:
-        return np.concatenate(sums).reshape(a.shape[0], C).sum(axis=0)
-    return np.sum(sums, axis=0)
-
-
-def _per_channel(v: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """A per-channel vector v (C,) shaped to broadcast against ``like`` (N, C, ...), in like's memory order.
-
-    (1, C, 1, 1) would do, but over channels-last memory NumPy then loops over
-    C values at a time (the zero strides of v keep it from merging the other
-    axes into one loop), several times slower. Tiled over one sample, v has the
-    sample's own layout, and each loop runs over a whole sample.
-    """
-    shape = (1, -1) + (1,) * (like.ndim - 2)
-    if like.ndim > 2 and not like.flags.c_contiguous and np.moveaxis(like, 1, -1).flags.c_contiguous:
-        return np.moveaxis(np.tile(v, math.prod(like.shape[2:])).reshape((1,) + like.shape[2:] + (-1,)), -1, 1)
-    return v.reshape(shape)
 
 
 class _BatchNorm(Module):
@@ -163,9 +114,9 @@ class _BatchNorm(Module):
                 raise ValueError(
                     f"Expected more than 1 value per channel when training, got input size {x.shape}"
                 )
-            mean = _channel_sum(x) / m  # float64, see _channel_sum
-            xc = x - _per_channel(mean.astype(x.dtype), x)
-            var = _channel_sum(np.square(xc)) / m
+            mean = channel_sum(x) / m  # float64, see channel_sum
+            xc = x - per_channel(mean.astype(x.dtype), x)
+            var = channel_sum(np.square(xc)) / m
             invstd = (1 / np.sqrt(var + self.eps)).astype(x.dtype)
             if self.training and self.track_running_stats:
                 # PyTorch's update, in its order of operations; running_var takes the unbiased variance.
@@ -173,23 +124,23 @@ class _BatchNorm(Module):
                 self.running_mean[...] = factor * mean + (1 - factor) * self.running_mean
                 self.running_var[...] = factor * unbiased + (1 - factor) * self.running_var
         else:
-            xc = x - _per_channel(self.running_mean, x)
+            xc = x - per_channel(self.running_mean, x)
             invstd = 1 / np.sqrt(self.running_var + x.dtype.type(self.eps))
-        xhat = np.multiply(xc, _per_channel(invstd, x), out=xc)  # xc is this call's own array
+        xhat = np.multiply(xc, per_channel(invstd, x), out=xc)  # xc is this call's own array
         self.cache = (xhat, invstd, use_batch_stats)
         if not self.affine:
             return xhat
-        out = xhat * _per_channel(self.weight.data, x)
+        out = xhat * per_channel(self.weight.data, x)
         if self.bias is not None:
-            out += _per_channel(self.bias.data, x)
+            out += per_channel(self.bias.data, x)
         return out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         xhat, invstd, use_batch_stats = self.cache
         g = grad_output
-        sum_g = _channel_sum(g)
+        sum_g = channel_sum(g)
         g_xhat = g * xhat
-        sum_g_xhat = _channel_sum(g_xhat)
+        sum_g_xhat = channel_sum(g_xhat)
         if self.affine:
             self.weight.accumulate_grad(sum_g_xhat.astype(g.dtype))
             if self.bias is not None:
@@ -198,14 +149,14 @@ class _BatchNorm(Module):
         else:
             scale = invstd
         if not use_batch_stats:
-            return g * _per_channel(scale, xhat)
+            return g * per_channel(scale, xhat)
         m = g.size // self.num_features
         # The mean and variance depend on every x of the channel: two correction terms,
         # dx = scale * (g - mean(g) - xhat * mean(g * xhat)), built in g_xhat's buffer.
-        dx = np.multiply(xhat, _per_channel((sum_g_xhat / m).astype(g.dtype), xhat), out=g_xhat)
+        dx = np.multiply(xhat, per_channel((sum_g_xhat / m).astype(g.dtype), xhat), out=g_xhat)
         np.subtract(g, dx, out=dx)
-        dx -= _per_channel((sum_g / m).astype(g.dtype), xhat)
-        dx *= _per_channel(scale, xhat)
+        dx -= per_channel((sum_g / m).astype(g.dtype), xhat)
+        dx *= per_channel(scale, xhat)
         return dx
 
     def extra_repr(self) -> str:

@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from scratch.nn import init
+from scratch.nn.channels import channel_sum
 from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, col2im_product, conv_output_size, conv_product, im2col,
                                pad_channels_last, transposed_input, weight_product)
 from scratch.nn.linear import check_dtype
@@ -227,7 +228,7 @@ class Conv2d(Module):
             dwb = gg.T @ cols[g] if cols else weight_product(xg, gg, self.kernel_size, self.stride, self.dilation)
             dw[g * Og:(g + 1) * Og] = dwb[:, :K].reshape(Og, kh, kw, Cg).transpose(0, 3, 1, 2)
             if db is not None:
-                db[g * Og:(g + 1) * Og] = dwb[:, K] if ones else gg.sum(axis=0)
+                db[g * Og:(g + 1) * Og] = dwb[:, K] if ones else channel_sum(gg)
             if dx is None:
                 continue
             wg = self.weight.data[g * Og:(g + 1) * Og]
