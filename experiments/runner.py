@@ -161,6 +161,9 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
     seed_list = [seed + i for i in range(seeds)]
     out = Path(out)
     start = time.perf_counter()
+    # Taken before the run: a full run outlives commits made meanwhile, and the report
+    # must name the code that ran (and when it started), not the code at the end.
+    env = environment()
     with atomic_dir(out / exp.name) as tmp:
         ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp)
         for m in (("lockstep", "independent") if mode == "both" else (mode,)):
@@ -170,7 +173,6 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
         ctx.recorder.write_csv(tmp / "metrics.csv")
         lockstep = [r for r in ctx.results if r.mode == "lockstep"]
         worst = max((r.max_loss_rel_diff for r in lockstep if r.max_loss_rel_diff is not None), default=None)
-        env = environment()
         info = {
             "experiment": exp.name, "number": exp.number, "chapter": exp.chapter, "shows": exp.shows,
             "profile": profile, "mode": mode, "seed": seed, "seeds": seed_list, "dtype": str(ctx.dtype),

@@ -166,3 +166,25 @@ def test_killed_run_leaves_the_previous_report_untouched(demo, tmp_path):
     state["fail"] = None
     run_experiment(exp, "tiny", out=tmp_path)  # the next run still works
     assert "runner_demo" in (tmp_path / "README.md").read_text()
+
+
+def test_report_names_the_commit_the_run_started_from(tmp_path, monkeypatch):
+    """A long run outlives commits made meanwhile: the environment is taken when the run starts."""
+    import experiments.report as report
+    head = {"commit": "abc1234"}
+    monkeypatch.setattr(report, "git_commit", lambda: head["commit"])
+
+    @catalogue.experiment(number=901, name="runner_commit_demo", chapter="-", shows="a test double",
+                          durations={"quick": 1, "full": 1},
+                          profiles={p: {} for p in catalogue.PROFILES}, trained=False)
+    def run(ctx):
+        head["commit"] = "def5678"  # somebody commits while the experiment trains
+        ctx.headline("done")
+
+    try:
+        folder = run_experiment(catalogue.REGISTRY["runner_commit_demo"], "tiny", out=tmp_path)
+    finally:
+        catalogue.REGISTRY.pop("runner_commit_demo", None)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["environment"]["git_commit"] == "abc1234"
+    assert "- git_commit: abc1234" in (folder / "report.md").read_text()
