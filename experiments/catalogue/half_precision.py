@@ -21,6 +21,8 @@ The weights: those ``deep_convnet`` kept for this profile, seed and dtype
 (``data/trained/``) when it ran before, else a DeepConvNet trained here in
 lockstep with the same recipe.
 """
+import sys
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -99,11 +101,15 @@ def run(ctx):
         source = (f"the weights `deep_convnet` trained and kept for this profile, seed and dtype "
                   f"(`{path.relative_to(path.parents[2]) if len(path.parents) > 2 else path}`)")
     else:
+        if cfg["reuse"]:  # say so now: at the full profile the training below takes hours
+            print(f"half_precision: no weights kept by deep_convnet at {path}; training a DeepConvNet first. "
+                  "Run deep_convnet first with the same --profile, --seed and --dtype to reuse its weights.",
+                  file=sys.stderr)
         results = ctx.train(recipe_for(cfg, label="DeepConvNet (trained here)"), data)
         weights = {k: np.array(v) for k, v in results[0].models["scratch"].state_dict().items()}
         source = (f"a DeepConvNet trained here ({ctx.mode}, {cfg['iterations'] or cfg['epochs']} "
                   f"{'iterations' if cfg['iterations'] else 'epochs'}, the recipe of `deep_convnet`)"
-                  + ("; run `deep_convnet` first with the same profile and seed to use its weights"
+                  + ("; run `deep_convnet` first with the same profile, seed and dtype to use its weights"
                      if cfg["reuse"] else ""))
     x64 = np.ascontiguousarray(data.x_test, dtype=np.float64)
     t = data.t_test

@@ -25,8 +25,8 @@ shift; drawn once from the shared augment stream and seen by both twins, so the
 lockstep holds). Both profiles
 halve the image in the stem (a stride-2 first convolution: the stages see
 14x14, 7x7 and 4x4, as the DeepConvNet's pools do, for a quarter of the
-arithmetic of a stride-1 stem, about an hour for both twins on this machine
-instead of five). The quick one takes a larger step (Adam lr 0.01, which batch
+arithmetic of a stride-1 stem: half an hour for both twins in float32 on this
+machine instead of five hours). The quick one takes a larger step (Adam lr 0.01, which batch
 norm tolerates) to learn something in 100 iterations. Before training, the report checks
 the residual layers against torch autograd and central differences, as every
 layer of the suite is (experiments/layer_cases_residual.py).
@@ -97,7 +97,7 @@ def deep_convnet_accuracy(ctx):
     shows="a small ResNet (residual blocks of 3x3 conv + batch norm, identity or 1x1 shortcut) from scratch and in "
           "PyTorch, trained in lockstep on MNIST against the DeepConvNet's accuracy; the residual layers checked "
           "against autograd",
-    durations={"quick": 25, "full": 60 * 60},
+    durations={"quick": 25, "full": 35 * 60},
     profiles={
         "tiny": dict(synthetic=True, n_train=40, n_test=40, iterations=3, epochs=None, batch_size=20,
                      widths=[4, 8, 8], blocks=1, stem_stride=2, lr=0.01, shift=2, eval_train=False, checks=2),
