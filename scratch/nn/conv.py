@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from scratch.nn import init
-from scratch.nn.channels import channel_sum
+from scratch.nn.channels import channel_sum, per_channel
 from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, col2im_product, conv_output_size, conv_product, im2col,
                                pad_channels_last, transposed_input, weight_product)
 from scratch.nn.linear import check_dtype
@@ -56,8 +56,9 @@ class Conv2d(Module):
         dL/dW = g^T col,  dL/db = sum g,  dL/dx = col2im(g W).
     With many channels col is built a few samples at a time and never kept
     whole (``conv_product``, ``weight_product``: the backward builds it again
-    from the padded input it caches); with one to three, it is small and kept. With stride 1, dL/dx is a convolution of g with the flipped
-    kernel (``transposed_input``); with a larger stride, ``col2im_product``.
+    from the padded input it caches); with one to three, it is small and kept.
+    With stride 1, dL/dx is a convolution of g with the flipped kernel
+    (``transposed_input``); with a larger stride, ``col2im_product``.
     With few input channels the bias rides in the products: col gets a column
     of ones and W the bias as one more column, so col @ W^T includes + b and
     g^T col ends with sum g (no separate passes over the output).
@@ -185,12 +186,10 @@ class Conv2d(Module):
                 np.matmul(cols[g], wt, out=og)
             else:
                 conv_product(xg, wt, self.kernel_size, self.stride, self.dilation, out=og)
-        if self.bias is not None and not ones:
-            # (M, O) += (O,) would loop over O values at a time; tiled over a sample, one loop per sample.
-            rows = out.reshape(N, -1)
-            rows += np.tile(self.bias.data, oh * ow)
         self.cache = (xp, cols, (oh, ow), unbatched)
         out = out.reshape(N, oh, ow, O).transpose(0, 3, 1, 2)
+        if self.bias is not None and not ones:
+            out += per_channel(self.bias.data, out)  # in out's channels-last memory order
         return out[0] if unbatched else out
 
     def _weight_matrix(self, g: int, with_bias: bool) -> np.ndarray:

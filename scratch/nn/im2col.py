@@ -19,10 +19,11 @@ KH*KW kernel offsets only; each step is one vectorised add over all samples
 and output pixels. ``col2im_product`` gives the same sums with the column
 gradient computed one tap at a time (never stored whole).
 
-Conv2d itself never holds a whole batch's col: ``conv_product`` and
-``weight_product`` build it a few samples at a time, small enough to stay in
-the cache between im2col's write and the product's read, and a stride-1
-convolution's input gradient is another convolution (``transposed_input``).
+With more than a few channels Conv2d never holds a whole batch's col:
+``conv_product`` and ``weight_product`` build it a few samples at a time,
+small enough to stay in the cache between im2col's write and the product's
+read. A stride-1 convolution's input gradient is another convolution
+(``transposed_input``).
 
 ``im2col_book`` / ``col2im_book`` are the book's teaching versions (channels
 first, (C, KH, KW) column order, loops over the kernel offsets), kept for
@@ -185,9 +186,9 @@ def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dil
     """A convolution's forward: ``im2col(x, ...) @ weight_t``, col built a few samples at a time.
 
     ``x`` (N, H, W, C) padded channels-last; ``weight_t`` (KH*KW*C, O), im2col's
-    column order; result (N*OH*OW, O),
-    written into ``out`` when given. Each chunk's rows of the product are its
-    samples' rows of the result, so nothing is copied after the products.
+    column order; result (N*OH*OW, O), written into ``out`` when given. Each
+    chunk's rows of the product are its samples' rows of the result, so nothing
+    is copied after the products.
     """
     n, pixels = _samples_per_chunk(x, kernel, stride, dilation, weight_t.shape[0])
     N = x.shape[0]
