@@ -1,6 +1,7 @@
 """Activation layers. Each caches what its backward needs, no more."""
 import numpy as np
 
+from scratch import parallel
 from scratch.nn import functional as F
 from scratch.nn.module import Module
 
@@ -14,22 +15,38 @@ class ReLU(Module):
         self.mask = None  # cache: where not x <= 0
 
     def forward(self, x):
+        x = np.asarray(x)
         # torch's threshold_backward zeroes the gradient where y <= 0; nan <= 0 is False,
         # so a nan input lets the gradient through: hence not (x <= 0), rather than x > 0.
-        self.mask = x <= 0
-        np.logical_not(self.mask, out=self.mask)
-        if self.inplace:
-            np.maximum(x, 0, out=x)
-            return x
-        return F.relu(x)
+        self.mask = np.empty_like(x, dtype=bool)  # in x's memory order, as is out
+        out = x if self.inplace else np.empty_like(x)
+        xs, mask, outs = (a if a.ndim else a[None] for a in (x, self.mask, out))
+
+        def samples(a, b):
+            np.less_equal(xs[a:b], 0, out=mask[a:b])
+            np.logical_not(mask[a:b], out=mask[a:b])
+            np.maximum(xs[a:b], 0, out=outs[a:b])
+
+        parallel.parts(samples, len(xs), nbytes=x.nbytes)
+        return out
 
     def backward(self, grad_output):
-        with np.errstate(invalid="ignore"):  # inf * 0, repaired below
-            grad = grad_output * self.mask  # np.where(mask, g, 0) is the same but ~9x slower
-        if not np.isfinite(grad).all():
-            # nan or inf upstream times a 0 of the mask is nan; torch's threshold_backward
-            # gives 0 wherever x <= 0, whatever flows in.
-            grad[~self.mask] = 0
+        g = np.asarray(grad_output)
+        if g.shape != self.mask.shape:
+            raise ValueError(f"ReLU.backward: grad_output must have the output's shape {self.mask.shape}, got {g.shape}")
+        grad = np.empty_like(self.mask, dtype=g.dtype if g.dtype.kind == "f" else np.float64)
+        gs, mask, grads = (a if a.ndim else a[None] for a in (g, self.mask, grad))
+
+        def samples(a, b):
+            with np.errstate(invalid="ignore", over="ignore"):  # inf * 0, repaired below; a sum's overflow
+                np.multiply(gs[a:b], mask[a:b], out=grads[a:b])  # np.where(mask, g, 0) is the same but ~9x slower
+                finite = np.isfinite(grads[a:b].sum())  # one pass, no temporary; a nan or inf makes the sum one
+            if not finite:
+                # nan or inf upstream times a 0 of the mask is nan; torch's threshold_backward
+                # gives 0 wherever x <= 0, whatever flows in. (A sum that merely overflowed lands here too.)
+                grads[a:b][~mask[a:b]] = 0
+
+        parallel.parts(samples, len(gs), nbytes=grad.nbytes)
         return grad
 
     def extra_repr(self):

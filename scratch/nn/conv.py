@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from scratch import parallel
 from scratch.nn import init
 from scratch.nn.channels import channel_sum, per_channel
 from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, col2im_product, conv_output_size, conv_product, im2col,
@@ -181,9 +182,11 @@ class Conv2d(Module):
             xg, wt = xp[..., g * Cg:(g + 1) * Cg], self._weight_matrix(g, ones).T
             og = out[:, g * Og:(g + 1) * Og] if G > 1 else out
             if tap_major:
-                cols.append(im2col(xg, self.kernel_size, self.stride, self.dilation,
-                                   out=old[g] if len(old) == G else None, ones=ones))
-                np.matmul(cols[g], wt, out=og)
+                col = im2col(xg, self.kernel_size, self.stride, self.dilation,
+                             out=old[g] if len(old) == G else None, ones=ones)
+                cols.append(col)
+                P = oh * ow
+                parallel.parts(lambda a, b: np.matmul(col[a * P:b * P], wt, out=og[a * P:b * P]), N, nbytes=col.nbytes)
             else:
                 conv_product(xg, wt, self.kernel_size, self.stride, self.dilation, out=og)
         self.cache = (xp, cols, (oh, ow), unbatched)
@@ -224,7 +227,11 @@ class Conv2d(Module):
             gg = g_all[:, g * Og:(g + 1) * Og] if G > 1 else g_all
             xg = xp[..., g * Cg:(g + 1) * Cg]
             # (O/G, K [+1]): the last column is the bias gradient where col has its ones
-            dwb = gg.T @ cols[g] if cols else weight_product(xg, gg, self.kernel_size, self.stride, self.dilation)
+            if cols:
+                col, P = cols[g], oh * ow
+                dwb = parallel.summed(lambda a, b: gg[a * P:b * P].T @ col[a * P:b * P], N, nbytes=col.nbytes)
+            else:
+                dwb = weight_product(xg, gg, self.kernel_size, self.stride, self.dilation)
             dw[g * Og:(g + 1) * Og] = dwb[:, :K].reshape(Og, kh, kw, Cg).transpose(0, 3, 1, 2)
             if db is not None:
                 db[g * Og:(g + 1) * Og] = dwb[:, K] if ones else channel_sum(gg)

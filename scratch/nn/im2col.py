@@ -23,7 +23,8 @@ With more than a few channels Conv2d never holds a whole batch's col:
 ``conv_product`` and ``weight_product`` build it a few samples at a time,
 small enough to stay in the cache between im2col's write and the product's
 read. A stride-1 convolution's input gradient is another convolution
-(``transposed_input``).
+(``transposed_input``). The samples are split over ``scratch.parallel``'s
+threads: each thread builds and multiplies its own samples' chunks.
 
 ``im2col_book`` / ``col2im_book`` are the book's teaching versions (channels
 first, (C, KH, KW) column order, loops over the kernel offsets), kept for
@@ -31,6 +32,8 @@ reading and tested equal to the fast ones.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from scratch import parallel
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
@@ -110,7 +113,8 @@ def im2col(x: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1), out=None, ones
         out.T.flags.c_contiguous if tap_major else out.flags.c_contiguous)
     if tap_major:
         store = out.T if reusable else np.empty((width, M), dtype=x.dtype)
-        np.copyto(store[:K].reshape(kh, kw, C, N, oh, ow), view.transpose(3, 4, 5, 0, 1, 2))
+        planes, source = store[:K].reshape(kh, kw, C, N, oh, ow), view.transpose(3, 4, 5, 0, 1, 2)
+        parallel.parts(lambda a, b: np.copyto(planes[:, :, :, a:b], source[:, :, :, a:b]), N, nbytes=M * K * x.itemsize)
         if ones:
             store[K] = 1
         return out if reusable else store.T
@@ -194,10 +198,15 @@ def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dil
     N = x.shape[0]
     if out is None:
         out = np.empty((N * pixels, weight_t.shape[1]), dtype=x.dtype)
-    col = None
-    for s in range(0, N, n):
-        col = im2col(x[s:s + n], kernel, stride, dilation, out=col)
-        np.matmul(col, weight_t, out=out[s * pixels:(s + n) * pixels])
+
+    def samples(start, stop):
+        col = None
+        for s in range(start, stop, n):
+            e = min(s + n, stop)
+            col = im2col(x[s:e], kernel, stride, dilation, out=col)
+            np.matmul(col, weight_t, out=out[s * pixels:e * pixels])
+
+    parallel.parts(samples, N, nbytes=N * pixels * weight_t.shape[0] * x.itemsize)
     return out
 
 
@@ -210,16 +219,21 @@ def weight_product(x: np.ndarray, g: np.ndarray, kernel, stride=(1, 1), dilation
     C = x.shape[3]
     kh, kw = kernel
     n, pixels = _samples_per_chunk(x, kernel, stride, dilation, kh * kw * C)
-    total = part = col = None
-    for s in range(0, x.shape[0], n):
-        col = im2col(x[s:s + n], kernel, stride, dilation, out=col)
-        gs = g[s * pixels:(s + n) * pixels].T
-        if total is None:
-            total = gs @ col
-            part = np.empty_like(total)
-        else:
-            total += np.matmul(gs, col, out=part)
-    return total
+
+    def samples(start, stop):
+        total = part = col = None
+        for s in range(start, stop, n):
+            e = min(s + n, stop)
+            col = im2col(x[s:e], kernel, stride, dilation, out=col)
+            gs = g[s * pixels:e * pixels].T
+            if total is None:
+                total = gs @ col
+                part = np.empty_like(total)
+            else:
+                total += np.matmul(gs, col, out=part)
+        return total
+
+    return parallel.summed(samples, x.shape[0], nbytes=x.shape[0] * pixels * kh * kw * C * x.itemsize)
 
 
 def transposed_input(g: np.ndarray, w: np.ndarray, size, pads, kernel, dilation=(1, 1), out=None) -> np.ndarray:

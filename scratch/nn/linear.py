@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from scratch import parallel
 from scratch.nn import functional as F
 from scratch.nn import init
 from scratch.nn.module import Module
@@ -69,18 +70,32 @@ class Linear(Module):
                 f"shape (*, {self.in_features}), got {x.shape}"
             )
         check_dtype(self, x, self.weight.data)
-        self.x = x.reshape(-1, self.in_features)
-        out = F.linear(self.x, self.weight.data, None if self.bias is None else self.bias.data)
+        self.x = xm = x.reshape(-1, self.in_features)
+        w, b = self.weight.data, None if self.bias is None else self.bias.data
+        out = np.empty((xm.shape[0], self.out_features), dtype=x.dtype)
+
+        def rows(start, stop):  # rows of the batch are independent: parts of it on several cores
+            out[start:stop] = F.linear(xm[start:stop], w, b)
+
+        parallel.parts(rows, xm.shape[0], nbytes=xm.nbytes + w.nbytes)
         return out.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        g = grad_output.reshape(-1, self.out_features)
-        self.weight.accumulate_grad(g.T @ self.x)
+        g, x, w = grad_output.reshape(-1, self.out_features), self.x, self.weight.data
+        if g.shape[0] != x.shape[0]:
+            raise ValueError(f"Linear.backward: grad_output must have shape (*, {self.out_features}) with "
+                             f"{x.shape[0]} rows in all, got {grad_output.shape}")
+        # Split over the input features (columns of dW and x), so that no part needs another's sum.
+        dw = np.empty(w.shape, dtype=np.result_type(g, x))
+        parallel.parts(lambda a, b: np.matmul(g.T, x[:, a:b], out=dw[:, a:b]), x.shape[1], nbytes=x.nbytes + w.nbytes)
+        self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(g.sum(axis=0))
         if not self.needs_input_grad:
             return None
-        return (g @ self.weight.data).reshape(grad_output.shape[:-1] + (self.in_features,))
+        dx = np.empty(x.shape, dtype=np.result_type(g, w))
+        parallel.parts(lambda a, b: np.matmul(g[a:b], w, out=dx[a:b]), x.shape[0], nbytes=x.nbytes + w.nbytes)
+        return dx.reshape(grad_output.shape[:-1] + (self.in_features,))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -9,6 +9,7 @@ keeps the input's layout.
 """
 import numpy as np
 
+from scratch import parallel
 from scratch.nn.conv import _pair
 from scratch.nn.module import Module
 
@@ -121,11 +122,16 @@ class MaxPool2d(_Pool2d):
         x, unbatched = _batched("max_pool2d", x)
         out_size, pads = self._geometry(x)
         xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, -np.inf)
-        taps = self._taps(xp, out_size)
-        # np.maximum propagates NaN, as PyTorch's max does.
-        out = taps[0].copy() if len(taps) == 1 else np.maximum(taps[0], taps[1])
-        for tap in taps[2:]:
-            np.maximum(out, tap, out=out)
+        out = np.empty((xp.shape[0],) + out_size + (xp.shape[3],), dtype=xp.dtype)
+
+        def samples(a, b):
+            taps = self._taps(xp[a:b], out_size)
+            # np.maximum propagates NaN, as PyTorch's max does.
+            np.maximum(taps[0], taps[1 if len(taps) > 1 else 0], out=out[a:b])
+            for tap in taps[2:]:
+                np.maximum(out[a:b], tap, out=out[a:b])
+
+        parallel.parts(samples, xp.shape[0], nbytes=xp.nbytes)
         self.cache = (xp, out, pads, out_size, unbatched)
         out = out.transpose(0, 3, 1, 2)
         return out[0] if unbatched else out
@@ -161,25 +167,28 @@ class MaxPool2d(_Pool2d):
         g = np.ascontiguousarray(g, dtype=out.dtype)  # the forward's layout: every pass below runs in memory order
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         (oh, ow), (_, Hp, Wp, _) = out_size, xp.shape
-        taps = self._taps(xp, out_size)
-        routes = [tap == out for tap in taps]  # contiguous booleans: the mask arithmetic below is cheap
         top, bottom, left, right = pads
-        if (top or bottom or left or right) and np.isneginf(out).any():
-            # A window whose maximum is -inf equals its -inf padding too; PyTorch's scan never looks at
-            # the padding, so its first in-bounds element keeps the gradient.
-            inside = _pad_nhwc(np.ones((1, Hp - top - bottom, Wp - left - right, 1), dtype=bool), pads, False)
-            for route, tap in zip(routes, self._taps(inside, out_size)):
-                route &= tap
-        self._keep_first(routes, taps, out)
-        if (sh, sw) == (kh, kw) and (dh, dw) == (1, 1) and (Hp, Wp) == (oh * kh, ow * kw):
-            # Windows tile the input: every pixel is written exactly once, no zeroing, no adding.
-            dxp = np.empty(xp.shape, dtype=g.dtype)
-            for tap, route in zip(self._taps(dxp, out_size), routes):
-                np.multiply(g, route, out=tap)
-        else:
-            dxp = np.zeros(xp.shape, dtype=g.dtype)
-            for tap, route in zip(self._taps(dxp, out_size), routes):
-                tap += g * route  # windows may overlap (or miss pixels): add into zeros
+        # Windows that tile the input write every pixel exactly once: no zeroing, no adding.
+        tiled = (sh, sw) == (kh, kw) and (dh, dw) == (1, 1) and (Hp, Wp) == (oh * kh, ow * kw)
+        dxp = (np.empty if tiled else np.zeros)(xp.shape, dtype=g.dtype)
+
+        def samples(a, b):
+            taps = self._taps(xp[a:b], out_size)
+            routes = [tap == out[a:b] for tap in taps]  # contiguous booleans: the mask arithmetic below is cheap
+            if (top or bottom or left or right) and np.isneginf(out[a:b]).any():
+                # A window whose maximum is -inf equals its -inf padding too; PyTorch's scan never looks at
+                # the padding, so its first in-bounds element keeps the gradient.
+                inside = _pad_nhwc(np.ones((1, Hp - top - bottom, Wp - left - right, 1), dtype=bool), pads, False)
+                for route, tap in zip(routes, self._taps(inside, out_size)):
+                    route &= tap
+            self._keep_first(routes, taps, out[a:b])
+            for tap, route in zip(self._taps(dxp[a:b], out_size), routes):
+                if tiled:
+                    np.multiply(g[a:b], route, out=tap)
+                else:
+                    tap += g[a:b] * route  # windows may overlap (or miss pixels): add into zeros
+
+        parallel.parts(samples, xp.shape[0], nbytes=xp.nbytes)
         dx = dxp[:, top:Hp - bottom, left:Wp - right].transpose(0, 3, 1, 2)
         return dx[0] if unbatched else dx
 

@@ -1,6 +1,7 @@
 """Adam: adaptive moment estimation, with bias correction, AMSGrad and (optionally decoupled) weight decay."""
 import numpy as np
 
+from scratch import parallel
 from scratch.optim.optimizer import Optimizer, _check_unsupported, _grad, _lerp_, _new_step
 
 
@@ -90,27 +91,31 @@ class Adam(Optimizer):
                     else:
                         g = g + weight_decay * p.data
 
-                # in place, one temporary at a time, in torch's order of operations
-                _lerp_(exp_avg, g, 1 - beta1)
-                exp_avg_sq *= beta2
-                g2 = np.multiply(g, 1 - beta2)
-                g2 *= g
-                exp_avg_sq += g2
-
                 step = float(state["step"])
                 bias_correction1 = 1 - beta1**step
                 bias_correction2 = 1 - beta2**step
                 step_size = lr / bias_correction1
                 bias_correction2_sqrt = bias_correction2**0.5
 
-                if amsgrad:
-                    np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    denom = np.sqrt(state["max_exp_avg_sq"])
-                else:
-                    denom = np.sqrt(exp_avg_sq)
-                denom /= bias_correction2_sqrt
-                denom += eps
-                update = np.multiply(exp_avg, -step_size)
-                update /= denom
-                p.data += update
+                def update(theta, g, exp_avg, exp_avg_sq, *max_exp_avg_sq):
+                    # in place, one temporary at a time, in torch's order of operations
+                    _lerp_(exp_avg, g, 1 - beta1)
+                    exp_avg_sq *= beta2
+                    g2 = np.multiply(g, 1 - beta2)
+                    g2 *= g
+                    exp_avg_sq += g2
+                    if max_exp_avg_sq:
+                        np.maximum(max_exp_avg_sq[0], exp_avg_sq, out=max_exp_avg_sq[0])
+                        denom = np.sqrt(max_exp_avg_sq[0])
+                    else:
+                        denom = np.sqrt(exp_avg_sq)
+                    denom /= bias_correction2_sqrt
+                    denom += eps
+                    step_ = np.multiply(exp_avg, -step_size)
+                    step_ /= denom
+                    theta += step_
+
+                # Every element updates alone: large parameters are split over the cores.
+                parallel.elementwise(update, p.data, g, exp_avg, exp_avg_sq,
+                                     *([state["max_exp_avg_sq"]] if amsgrad else []))
         return loss

@@ -1,0 +1,191 @@
+"""Running a layer's work on several cores: the batch split into contiguous parts.
+
+PyTorch runs its CPU kernels on ``torch.get_num_threads()`` threads. NumPy runs
+its element-wise passes and copies on one core, and only its matrix products
+(OpenBLAS) on several; and OpenBLAS splits the narrow products of a
+convolution (16 or 32 output channels) badly, so a second core buys little
+there. The samples of a batch are independent, though: a convolution, a
+pooling or an element-wise layer can do samples [0, N/2) on one core and
+[N/2, N) on another. NumPy releases the GIL inside its loops and BLAS calls,
+so two Python threads really do run at once.
+
+    parts(fn, N)  ->  [fn(0, N/2), fn(N/2, N)]   (with two threads, run at the same time)
+
+While the parts run, OpenBLAS is held to one thread (its own threads would
+otherwise compete with ours for the same cores), then set back.
+
+``set_num_threads(n)`` / ``get_num_threads()`` as torch's. The default is the
+number of cores this process may use. With one thread ``parts`` calls
+``fn(0, N)`` in the calling thread: the plain serial code path.
+
+Results do not depend on timing: every part writes its own rows, and parts'
+partial sums are added in part order by the caller. Sums over the batch (a
+weight gradient) are added in a different grouping with 1 and with 2 threads,
+so they can differ in the last bits between thread counts, as torch's do.
+"""
+import contextlib
+import ctypes
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+_num_threads = _cores()
+_pool = None
+_inside = threading.local()  # a part that calls parts() again runs it serially
+
+# Handing a part to another thread and waiting for it costs 20-60 microseconds (a
+# sleeping thread's wake-up); a pass over 1 MiB costs about as much. Parts are at least this big.
+MIN_PART_BYTES = 1 << 20
+
+
+def get_num_threads() -> int:
+    """Threads the scratch layers use (the number of parts a batch is split into)."""
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads (n >= 1); 1 runs everything serially in the calling thread."""
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise RuntimeError("set_num_threads expects a positive integer")
+    if n != _num_threads and _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _num_threads = n
+
+
+def parts(fn, total: int, nbytes: int = None) -> list:
+    """``[fn(start, stop), ...]`` over contiguous parts of range(total), the parts run concurrently.
+
+    ``nbytes``: how much data the whole range touches; the range is split only
+    into parts of at least MIN_PART_BYTES. Part 0 runs in the calling thread.
+    """
+    n = min(_num_threads, total)
+    if nbytes is not None and MIN_PART_BYTES > 0:
+        n = min(n, nbytes // MIN_PART_BYTES)
+    if n <= 1 or getattr(_inside, "active", False):
+        return [fn(0, total)]
+    bounds = [total * i // n for i in range(n + 1)]
+    pool = _executor()
+    with blas_threads(1):
+        futures = [pool.submit(_run, fn, bounds[i], bounds[i + 1]) for i in range(1, n)]
+        first = _run(fn, bounds[0], bounds[1])
+        return [first] + [f.result() for f in futures]
+
+
+def summed(fn, total: int, nbytes: int = None):
+    """``fn(start, stop)`` over the parts of range(total), added up in part order (a partial sum per part)."""
+    results = parts(fn, total, nbytes)
+    for other in results[1:]:
+        results[0] += other
+    return results[0]
+
+
+def elementwise(fn, *arrays) -> None:
+    """``fn(*pieces)`` on matching pieces of same-shaped arrays, element ranges run concurrently.
+
+    For in-place element-wise updates (an optimizer's): the arrays are cut into
+    contiguous flat ranges. Arrays that are not all C-contiguous go whole.
+    """
+    if all(a.flags.c_contiguous for a in arrays):
+        flat = [a.reshape(-1) for a in arrays]
+        parts(lambda a, b: fn(*(f[a:b] for f in flat)), flat[0].size, nbytes=sum(a.nbytes for a in arrays))
+    else:
+        fn(*arrays)
+
+
+def _run(fn, start, stop):
+    _inside.active = True
+    try:
+        return fn(start, stop)
+    finally:
+        _inside.active = False
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="scratch")
+    return _pool
+
+
+def _forget_pool() -> None:
+    # A forked child has the pool object but not its threads.
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+# -- NumPy's OpenBLAS: how many threads its matrix products use ---------------
+# OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads; at run time its own
+# ``*_set_num_threads`` does it, found in the loaded library through ctypes
+# (what the threadpoolctl package does). Another BLAS is left alone.
+_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+            "openblas_set_num_threads64_", "openblas_set_num_threads")
+_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+            "openblas_get_num_threads64_", "openblas_get_num_threads")
+_libs = None
+
+
+def openblas_libraries() -> list:
+    """The OpenBLAS libraries loaded in this process (Linux: read from /proc/self/maps)."""
+    global _libs
+    if _libs is None:
+        import numpy  # noqa: F401  (loads OpenBLAS, so that it can be found)
+
+        _libs = []
+        try:
+            with open("/proc/self/maps") as f:
+                paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+        except OSError:
+            paths = set()
+        for path in sorted(paths):
+            if ".so" in path:
+                try:
+                    _libs.append(ctypes.CDLL(path))
+                except OSError:
+                    pass
+    return _libs
+
+
+def _call(lib, names, *args):
+    for name in names:
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            return fn(*args)
+    return None
+
+
+def get_blas_threads():
+    """OpenBLAS's thread count, or None where NumPy uses another BLAS."""
+    return next((n for n in (_call(lib, _GETTERS) for lib in openblas_libraries()) if n is not None), None)
+
+
+def set_blas_threads(n: int) -> None:
+    for lib in openblas_libraries():
+        _call(lib, _SETTERS, int(n))
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """OpenBLAS on ``n`` threads inside the block, set back after it."""
+    before = get_blas_threads()
+    if before is None or before == n:
+        yield
+        return
+    set_blas_threads(n)
+    try:
+        yield
+    finally:
+        set_blas_threads(before)
