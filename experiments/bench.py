@@ -8,7 +8,8 @@ What is timed, in float32 at batch 100 (``--batch``):
   the MLP 784-100-100-10, SimpleConvNet and DeepConvNet.
 
 How: both twins in this process, with the same number of threads each
-(``--threads``, torch's pool and NumPy's OpenBLAS), warm-up calls first, then
+(``--threads``: torch's pool, scratch's batch parts; see experiments.threads),
+warm-up calls first, then
 ``--repeats`` rounds that time one call of each twin, alternating which goes
 first; the report gives medians. Peak memory is measured per twin in a fresh
 subprocess: the rise of the peak resident set size over a few calls, after
@@ -21,6 +22,12 @@ time a step would take if it were only its matrix products at full speed.
 
 The report also profiles the scratch twin's steps layer by layer (where the
 time goes). No test asserts a time; ``--quick`` runs everything tiny.
+
+OpenBLAS stays at one thread throughout. When it had two, each of its
+multi-threaded products left a thread busy-waiting for about a tenth of a
+second, which took one of the two cores from the torch call that followed:
+torch's DeepConvNet step measured 107 ms against 62 ms alone, and the ratios
+of the reports before scratch.parallel flattered the scratch twin.
 """
 import argparse
 import csv
@@ -37,6 +44,7 @@ import torch
 
 from experiments.report import REPORTS, atomic_dir, environment, environment_markdown, markdown_table
 from experiments.threads import get_threads, threads
+from scratch.parallel import blas_threads
 
 TARGETS = {"step MLP 784-100-100-10": 0.8, "step SimpleConvNet": 0.5, "step DeepConvNet": 1.0}
 
@@ -335,7 +343,8 @@ def main(args) -> int:
     with threads(n_threads):
         used = get_threads()
         env = environment()  # inside, so that torch_threads says what the timings ran with
-        rates = matmul_rate(256 if args.quick else 2048)
+        with blas_threads(n_threads):  # the machine's rate, on as many cores as torch's
+            rates = matmul_rate(256 if args.quick else 2048)
         peak = max(rates.values())
         for case in cases:
             flops = case.flops(args.batch)

@@ -147,7 +147,7 @@ def run_experiment(exp, profile="quick", mode="lockstep", seed=0, seeds=3, dtype
                    out=REPORTS, overrides=None, threads=1) -> Path:
     """Run one experiment and write ``<out>/<name>/`` atomically; returns that folder.
 
-    ``threads``: threads for each twin's linear algebra during the run (see experiments.threads);
+    ``threads``: threads for each twin during the run (see experiments.threads);
     None leaves them as they are.
     """
     with thread_limit(threads):
@@ -255,8 +255,9 @@ def add_run_arguments(parser) -> None:
                         help="the torch twin's device; cuda falls back to cpu with a warning (default cpu)")
     parser.add_argument("--out", type=Path, default=REPORTS, help=f"reports folder (default {REPORTS})")
     parser.add_argument("--threads", type=_positive_int, default=1,
-                        help="threads for each twin's linear algebra (torch and NumPy's OpenBLAS); the twins "
-                             "take turns, and two spinning thread pools slow each other down (default 1)")
+                        help="threads for each twin (torch's pool; scratch's batch parts, OpenBLAS kept to one "
+                             "thread); the twins take turns, and a spinning thread pool slows the other twin "
+                             "down (default 1)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of the profile, e.g. --set iterations=500 (repeatable)")
 

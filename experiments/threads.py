@@ -1,4 +1,4 @@
-"""How many threads each twin's linear algebra uses: torch's pool and NumPy's OpenBLAS.
+"""How many threads each twin uses: torch's pool, scratch's parts and NumPy's OpenBLAS.
 
 Both twins run in one process and take turns, step by step. Two thread pools
 that take turns spin against each other (each busy-waits for work after a
@@ -6,58 +6,31 @@ call), and on a small machine that makes both twins many times slower. The
 runner therefore gives each twin the same number of threads, one by default,
 which also keeps the time-per-step comparison fair.
 
-NumPy's OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads; this sets it at
-run time through OpenBLAS's own ``*_set_num_threads`` function, found in the
-loaded library (what ``threadpoolctl`` does, in a few lines).
+For the scratch twin, n threads means: its layers split a batch into n parts
+run at once (``scratch.parallel``), each part's matrix products on one
+OpenBLAS thread. OpenBLAS itself is kept to one thread: its idle threads
+busy-wait for about a tenth of a second after every multi-threaded product, and
+on two cores that takes a core from whatever runs next (scratch's other part,
+or torch). OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads;
+``scratch.parallel`` sets it at run time.
 """
 import contextlib
-import ctypes
 
 import torch
 
-_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-            "openblas_set_num_threads64_", "openblas_set_num_threads")
-_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-            "openblas_get_num_threads64_", "openblas_get_num_threads")
-
-
-def _openblas():
-    """The OpenBLAS libraries loaded in this process (Linux: read from /proc/self/maps)."""
-    libs = []
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return libs
-    for path in sorted(paths):
-        if ".so" in path:
-            try:
-                libs.append(ctypes.CDLL(path))
-            except OSError:
-                pass
-    return libs
-
-
-def _call(lib, names, *args):
-    for name in names:
-        fn = getattr(lib, name, None)
-        if fn is not None:
-            return fn(*args)
-    return None
+from scratch import parallel
 
 
 def get_threads() -> dict:
-    blas = [_call(lib, _GETTERS) for lib in _openblas()]
-    return {"torch": torch.get_num_threads(), "numpy": next((b for b in blas if b is not None), None)}
+    return {"torch": torch.get_num_threads(), "scratch": parallel.get_num_threads(),
+            "numpy": parallel.get_blas_threads()}
 
 
 def set_threads(n: int) -> None:
-    """Give torch and NumPy's OpenBLAS ``n`` threads each."""
-    import numpy  # noqa: F401  (loads OpenBLAS, so that it can be found)
-
+    """Give torch and scratch ``n`` threads each (NumPy's OpenBLAS one, under scratch's parts)."""
     torch.set_num_threads(n)
-    for lib in _openblas():
-        _call(lib, _SETTERS, int(n))
+    parallel.set_num_threads(n)
+    parallel.set_blas_threads(1)
 
 
 @contextlib.contextmanager
@@ -72,6 +45,6 @@ def threads(n):
         yield
     finally:
         torch.set_num_threads(before["torch"])
+        parallel.set_num_threads(before["scratch"])
         if before["numpy"] is not None:
-            for lib in _openblas():
-                _call(lib, _SETTERS, int(before["numpy"]))
+            parallel.set_blas_threads(before["numpy"])

@@ -162,3 +162,15 @@ def test_split_convnet_step_equals_the_serial_one(monkeypatch):
     assert abs(l1 - l2) <= 1e-14 * abs(l1)
     for k in g1:
         np.testing.assert_allclose(g2[k], g1[k], rtol=1e-11, atol=1e-14, err_msg=k)
+
+
+def test_experiment_threads_give_both_twins_n_and_openblas_one():
+    """experiments.threads: torch's pool and scratch's parts get n; OpenBLAS one (no idle spinning); all set back."""
+    from experiments.threads import get_threads, threads
+
+    before = get_threads()
+    with threads(2):
+        now = get_threads()
+        assert now["torch"] == now["scratch"] == 2
+        assert now["numpy"] in (1, None)
+    assert get_threads() == before
