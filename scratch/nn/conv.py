@@ -62,7 +62,9 @@ class Conv2d(Module):
     (``transposed_input``); with a larger stride, ``col2im_product``.
     With few input channels the bias rides in the products: col gets a column
     of ones and W the bias as one more column, so col @ W^T includes + b and
-    g^T col ends with sum g (no separate passes over the output).
+    g^T col ends with sum g (no separate passes over the output); with many,
+    each chunk of rows gets + b right after its product, while in the cache.
+    The samples of a batch are split over ``scratch.parallel``'s threads.
     The output is returned in channels-last memory (a transposed view with the
     (N, O, OH, OW) shape): elementwise layers and pooling keep that layout and
     the next convolution reads it without reordering, as PyTorch's channels_last.
@@ -174,6 +176,7 @@ class Conv2d(Module):
         # would get rows of K+1 values, which costs the copy and the product more than a separate pass.
         tap_major = Cg <= TAP_MAJOR_MAX_CHANNELS
         ones = self.bias is not None and tap_major
+        bias_added = ones
         # With one to three channels the whole col is small (KH*KW*C + 1 columns): it is built once and
         # kept for the backward (in the memory of the last one) rather than built again there.
         old = self.cache[1] if self.cache is not None and self.cache[1] is not None else [None] * G
@@ -187,11 +190,15 @@ class Conv2d(Module):
                 cols.append(col)
                 P = oh * ow
                 parallel.parts(lambda a, b: np.matmul(col[a * P:b * P], wt, out=og[a * P:b * P]), N, nbytes=col.nbytes)
+            elif G == 1:  # out is whole (C-contiguous): the chunks add the bias themselves
+                conv_product(xg, wt, self.kernel_size, self.stride, self.dilation, out=og,
+                             bias=None if self.bias is None else self.bias.data)
+                bias_added = True
             else:
                 conv_product(xg, wt, self.kernel_size, self.stride, self.dilation, out=og)
         self.cache = (xp, cols, (oh, ow), unbatched)
         out = out.reshape(N, oh, ow, O).transpose(0, 3, 1, 2)
-        if self.bias is not None and not ones:
+        if self.bias is not None and not bias_added:
             out += per_channel(self.bias.data, out)  # in out's channels-last memory order
         return out[0] if unbatched else out
 

@@ -51,15 +51,19 @@ def pad_channels_last(x: np.ndarray, pads, value=0.0) -> np.ndarray:
     top, bottom, left, right = pads
     N, C, H, W = x.shape
     xt = x.transpose(0, 2, 3, 1)
-    if not (top or bottom or left or right):
-        return np.ascontiguousarray(xt)
+    if not (top or bottom or left or right) and xt.flags.c_contiguous:
+        return xt
     out = np.empty((N, top + H + bottom, left + W + right, C), dtype=x.dtype)
-    # Only the border is filled with the pad value; the interior is written once.
-    out[:, :top] = value
-    out[:, top + H:] = value
-    out[:, top:top + H, :left] = value
-    out[:, top:top + H, left + W:] = value
-    out[:, top:top + H, left:left + W] = xt
+
+    def samples(a, b):
+        # Only the border is filled with the pad value; the interior is written once.
+        out[a:b, :top] = value
+        out[a:b, top + H:] = value
+        out[a:b, top:top + H, :left] = value
+        out[a:b, top:top + H, left + W:] = value
+        out[a:b, top:top + H, left:left + W] = xt[a:b]
+
+    parallel.parts(samples, N, nbytes=2 * out.nbytes)
     return out
 
 
@@ -186,25 +190,31 @@ def _samples_per_chunk(x: np.ndarray, kernel, stride, dilation, width: int) -> t
 
 
 def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1),
-                 out=None) -> np.ndarray:
-    """A convolution's forward: ``im2col(x, ...) @ weight_t``, col built a few samples at a time.
+                 out=None, bias=None) -> np.ndarray:
+    """A convolution's forward: ``im2col(x, ...) @ weight_t [+ bias]``, col built a few samples at a time.
 
     ``x`` (N, H, W, C) padded channels-last; ``weight_t`` (KH*KW*C, O), im2col's
-    column order; result (N*OH*OW, O), written into ``out`` when given. Each
-    chunk's rows of the product are its samples' rows of the result, so nothing
-    is copied after the products.
+    column order; result (N*OH*OW, O), written into ``out`` when given (then
+    C-contiguous if ``bias`` is given). Each chunk's rows of the product are its
+    samples' rows of the result, so nothing is copied after the products; the
+    bias (O,) is added to them while they are still in the cache.
     """
     n, pixels = _samples_per_chunk(x, kernel, stride, dilation, weight_t.shape[0])
     N = x.shape[0]
     if out is None:
         out = np.empty((N * pixels, weight_t.shape[1]), dtype=x.dtype)
+    # One sample's worth of bias, (OH*OW*O,): adding it to a (samples, OH*OW*O) view runs long loops.
+    tiled = None if bias is None else np.tile(bias, pixels)
 
     def samples(start, stop):
         col = None
         for s in range(start, stop, n):
             e = min(s + n, stop)
             col = im2col(x[s:e], kernel, stride, dilation, out=col)
-            np.matmul(col, weight_t, out=out[s * pixels:e * pixels])
+            rows = out[s * pixels:e * pixels]
+            np.matmul(col, weight_t, out=rows)
+            if tiled is not None:
+                rows.reshape(e - s, -1)[...] += tiled  # a view: rows is C-contiguous
 
     parallel.parts(samples, N, nbytes=N * pixels * weight_t.shape[0] * x.itemsize)
     return out
