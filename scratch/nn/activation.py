@@ -33,7 +33,8 @@ class ReLU(Module):
     def backward(self, grad_output):
         g = np.asarray(grad_output)
         if g.shape != self.mask.shape:
-            raise ValueError(f"ReLU.backward: grad_output must have the output's shape {self.mask.shape}, got {g.shape}")
+            raise ValueError(f"ReLU.backward: grad_output must have the output's shape {self.mask.shape}, "
+                             f"got {g.shape}")
         grad = np.empty_like(self.mask, dtype=g.dtype if g.dtype.kind == "f" else np.float64)
         gs, mask, grads = (a if a.ndim else a[None] for a in (g, self.mask, grad))
 

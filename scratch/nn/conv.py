@@ -6,8 +6,8 @@ import numpy as np
 from scratch import parallel
 from scratch.nn import init
 from scratch.nn.channels import channel_sum, per_channel
-from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, col2im_product, conv_output_size, conv_product, im2col,
-                               pad_channels_last, transposed_input, weight_product)
+from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, col2im, col2im_product, conv_output_size, conv_product,
+                               im2col, pad_channels_last, transposed_input, weight_product)
 from scratch.nn.linear import check_dtype
 from scratch.nn.module import Module
 from scratch.nn.parameter import Parameter
@@ -59,7 +59,8 @@ class Conv2d(Module):
     whole (``conv_product``, ``weight_product``: the backward builds it again
     from the padded input it caches); with one to three, it is small and kept.
     With stride 1, dL/dx is a convolution of g with the flipped kernel
-    (``transposed_input``); with a larger stride, ``col2im_product``.
+    (``transposed_input``); with a larger stride, ``col2im_product``; with one
+    to three input channels, col2im(g W) itself (a small column gradient).
     With few input channels the bias rides in the products: col gets a column
     of ones and W the bias as one more column, so col @ W^T includes + b and
     g^T col ends with sum g (no separate passes over the output); with many,
@@ -224,11 +225,14 @@ class Conv2d(Module):
         g_all = grad_output.transpose(0, 2, 3, 1).reshape(N * oh * ow, O)  # a copy only if not channels-last
         ones = self.bias is not None and cols is not None
         strided = self.stride != (1, 1)
+        # dL/dx as a convolution of g needs im2col of g, KH*KW*O columns: for a 1-3 channel input that is
+        # far more than the (N*OH*OW, KH*KW*C) column gradient g W, so there col2im(g W) is used.
+        padded_dx = strided or cols is not None
         dw = np.empty(self.weight.shape, dtype=g_all.dtype)
         db = np.empty(O, dtype=g_all.dtype) if self.bias is not None else None
         dx = None
         if self.needs_input_grad:
-            dx = np.zeros(xp.shape, dtype=g_all.dtype) if strided else np.empty((N * H * W, C), dtype=g_all.dtype)
+            dx = np.zeros(xp.shape, dtype=g_all.dtype) if padded_dx else np.empty((N * H * W, C), dtype=g_all.dtype)
         K = kh * kw * Cg
         for g in range(G):
             gg = g_all[:, g * Og:(g + 1) * Og] if G > 1 else g_all
@@ -245,7 +249,10 @@ class Conv2d(Module):
             if dx is None:
                 continue
             wg = self.weight.data[g * Og:(g + 1) * Og]
-            if strided:
+            if cols:
+                col2im(gg @ self._weight_matrix(g, False), xg.shape, self.kernel_size, self.stride, self.dilation,
+                       out=dx[..., g * Cg:(g + 1) * Cg])
+            elif strided:
                 col2im_product(gg, wg, xg.shape, self.kernel_size, self.stride, self.dilation,
                                out=dx[..., g * Cg:(g + 1) * Cg])
             else:
@@ -256,7 +263,7 @@ class Conv2d(Module):
             self.bias.accumulate_grad(db)
         if dx is None:
             return None
-        dx = dx[:, top:Hp - bottom, left:Wp - right] if strided else dx.reshape(N, H, W, C)
+        dx = dx[:, top:Hp - bottom, left:Wp - right] if padded_dx else dx.reshape(N, H, W, C)
         dx = dx.transpose(0, 3, 1, 2)
         return dx[0] if unbatched else dx
 
