@@ -106,23 +106,30 @@ def im2col(x: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1), out=None, ones
     fault and a zeroing per 4 KiB before the copy even starts; reusing one
     roughly halves the time of im2col.
     """
-    N, H, W, C = x.shape
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    oh, ow = conv_output_size(H, kh, sh, 0, dh), conv_output_size(W, kw, sw, 0, dw)
+    return windows_to_col(_windows_of(x, kernel, stride, dilation), out, ones)
+
+
+def windows_to_col(view: np.ndarray, out=None, ones: bool = False) -> np.ndarray:
+    """im2col's copy: a (N, OH, OW, KH, KW, C) ``windows`` view -> col (N*OH*OW, KH*KW*C [+1]).
+
+    For callers that make one view of a whole batch and copy it a few samples
+    at a time (a view's slice costs nothing; making a view costs ~20 us).
+    """
+    N, oh, ow, kh, kw, C = view.shape
     M, K = N * oh * ow, kh * kw * C
-    view = windows(x, kernel, stride, dilation, (oh, ow))  # (N, OH, OW, KH, KW, C)
     tap_major = C <= TAP_MAJOR_MAX_CHANNELS
     width = K + 1 if ones else K
-    reusable = out is not None and out.shape == (M, width) and out.dtype == x.dtype and (
+    reusable = out is not None and out.shape == (M, width) and out.dtype == view.dtype and (
         out.T.flags.c_contiguous if tap_major else out.flags.c_contiguous)
     if tap_major:
-        store = out.T if reusable else np.empty((width, M), dtype=x.dtype)
+        store = out.T if reusable else np.empty((width, M), dtype=view.dtype)
         planes, source = store[:K].reshape(kh, kw, C, N, oh, ow), view.transpose(3, 4, 5, 0, 1, 2)
-        parallel.parts(lambda a, b: np.copyto(planes[:, :, :, a:b], source[:, :, :, a:b]), N, nbytes=M * K * x.itemsize)
+        parallel.parts(lambda a, b: np.copyto(planes[:, :, :, a:b], source[:, :, :, a:b]), N,
+                       nbytes=M * K * view.itemsize)
         if ones:
             store[K] = 1
         return out if reusable else store.T
-    store = out if reusable else np.empty((M, width), dtype=x.dtype)
+    store = out if reusable else np.empty((M, width), dtype=view.dtype)
     np.copyto(store.reshape(N, oh, ow, width)[..., :K].reshape(view.shape), view)
     if ones:
         store[:, K] = 1
@@ -182,6 +189,12 @@ def col2im_product(g: np.ndarray, w: np.ndarray, shape, kernel, stride=(1, 1), d
 CHUNK_BYTES = 1 << 20
 
 
+def _windows_of(x: np.ndarray, kernel, stride, dilation) -> np.ndarray:
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    out_size = conv_output_size(x.shape[1], kh, sh, 0, dh), conv_output_size(x.shape[2], kw, sw, 0, dw)
+    return windows(x, kernel, stride, dilation, out_size)
+
+
 def _samples_per_chunk(x: np.ndarray, kernel, stride, dilation, width: int) -> tuple:
     """(samples per chunk, output pixels per sample) for im2col of x (N, H, W, C) with ``width`` columns."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
@@ -205,12 +218,13 @@ def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dil
         out = np.empty((N * pixels, weight_t.shape[1]), dtype=x.dtype)
     # One sample's worth of bias, (OH*OW*O,): adding it to a (samples, OH*OW*O) view runs long loops.
     tiled = None if bias is None else np.tile(bias, pixels)
+    view = _windows_of(x, kernel, stride, dilation)
 
     def samples(start, stop):
         col = None
         for s in range(start, stop, n):
             e = min(s + n, stop)
-            col = im2col(x[s:e], kernel, stride, dilation, out=col)
+            col = windows_to_col(view[s:e], out=col)
             rows = out[s * pixels:e * pixels]
             np.matmul(col, weight_t, out=rows)
             if tiled is not None:
@@ -229,12 +243,13 @@ def weight_product(x: np.ndarray, g: np.ndarray, kernel, stride=(1, 1), dilation
     C = x.shape[3]
     kh, kw = kernel
     n, pixels = _samples_per_chunk(x, kernel, stride, dilation, kh * kw * C)
+    view = _windows_of(x, kernel, stride, dilation)
 
     def samples(start, stop):
         total = part = col = None
         for s in range(start, stop, n):
             e = min(s + n, stop)
-            col = im2col(x[s:e], kernel, stride, dilation, out=col)
+            col = windows_to_col(view[s:e], out=col)
             gs = g[s * pixels:e * pixels].T
             if total is None:
                 total = gs @ col
