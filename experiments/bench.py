@@ -437,6 +437,11 @@ def _markdown(args, rows, profiles, env, columns) -> str:
         "included). Steps: forward, loss, backward, Adam update, zero_grad. Peak memory: rise of the peak "
         "resident set over 3 calls in a fresh process (model and data already built).",
         "",
+        f"Threads: {env.get('threads_used')} — torch's pool, scratch's batch parts (scratch.parallel), NumPy's "
+        "OpenBLAS. OpenBLAS stays on one thread: on more, its idle threads busy-wait after every product and "
+        "take cores from the twin timed next (reports before 2026-11-28 timed torch up to twice as slow as it "
+        "runs alone).",
+        "",
         "## Training steps against the targets",
         "",
         markdown_table([{"case": r["case"], "scratch ms": r["scratch_ms"], "torch ms": r["torch_ms"],
