@@ -18,16 +18,15 @@ otherwise compete with ours for the same cores), then set back.
 number of cores this process may use. With one thread ``parts`` calls
 ``fn(0, N)`` in the calling thread: the plain serial code path.
 
-Results do not depend on timing: every part writes its own rows, and parts'
-partial sums are added in part order by the caller. Sums over the batch (a
-weight gradient) are added in a different grouping with 1 and with 2 threads,
-so they can differ in the last bits between thread counts, as torch's do.
+Results do not depend on timing or on the number of threads: every part
+writes its own rows, and sums over the batch (a weight gradient) are made of
+fixed chunks whose partial sums are added in chunk order (``summed``).
 """
 import contextlib
 import ctypes
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 
 def _cores() -> int:
@@ -77,13 +76,57 @@ def parts(fn, total: int, nbytes: int = None) -> list:
     pool = _executor()
     with blas_threads(1):
         futures = [pool.submit(_run, fn, bounds[i], bounds[i + 1]) for i in range(1, n)]
-        first = _run(fn, bounds[0], bounds[1])
+        try:
+            first = _run(fn, bounds[0], bounds[1])
+        finally:
+            wait(futures)  # no part outlives the call, even when one fails
         return [first] + [f.result() for f in futures]
 
 
-def summed(fn, total: int, nbytes: int = None):
-    """``fn(start, stop)`` over the parts of range(total), added up in part order (a partial sum per part)."""
-    results = parts(fn, total, nbytes)
+def chunks(fn, total: int, size: int) -> list:
+    """``[fn(0, size), fn(size, 2 size), ...]`` over range(total), the chunks shared out as threads come free.
+
+    For loops of many similar chunks (a convolution's): the calling thread
+    starts on the first chunk at once and the pool's threads take the next
+    free ones when they wake, so a late thread costs no waiting at the end.
+    The results come back in chunk order whoever computed them, so a sum of
+    them in that order is the same with any number of threads.
+    """
+    starts = range(0, total, size)
+    n = min(_num_threads, len(starts))
+    if n <= 1 or getattr(_inside, "active", False):
+        return [fn(a, min(a + size, total)) for a in starts]
+    results = [None] * len(starts)
+    free = iter(range(len(starts)))
+    lock = threading.Lock()
+
+    def work():
+        _inside.active = True
+        try:
+            while True:
+                with lock:
+                    i = next(free, None)
+                if i is None:
+                    return
+                results[i] = fn(starts[i], min(starts[i] + size, total))
+        finally:
+            _inside.active = False
+
+    pool = _executor()
+    with blas_threads(1):
+        futures = [pool.submit(work) for _ in range(n - 1)]
+        try:
+            work()
+        finally:
+            wait(futures)
+        for f in futures:
+            f.result()  # a chunk's exception, raised here
+    return results
+
+
+def summed(fn, total: int, size: int):
+    """``chunks(fn, total, size)`` added up in chunk order: the same sum with any number of threads."""
+    results = chunks(fn, total, size)
     for other in results[1:]:
         results[0] += other
     return results[0]

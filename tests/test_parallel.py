@@ -56,7 +56,8 @@ def test_parts_cover_the_range_in_order_on_several_threads(split_everything):
     me = threading.get_ident()
     assert where[(0, 3)] == me and where[(3, 6)] != me and where[(6, 10)] != me, "parts 1, 2 on pool threads"
     assert parallel.parts(record, 2) == [(0, 1), (1, 2)], "never more parts than items"
-    assert parallel.summed(lambda a, b: np.arange(a, b).sum(), 100) == 4950
+    assert parallel.summed(lambda a, b: np.arange(a, b).sum(), 100, 7) == 4950
+    assert parallel.chunks(lambda a, b: (a, b), 10, 4) == [(0, 4), (4, 8), (8, 10)]
 
 
 def test_small_work_nested_calls_and_one_thread_stay_serial(monkeypatch):
@@ -174,3 +175,28 @@ def test_experiment_threads_give_both_twins_n_and_openblas_one():
         assert now["torch"] == now["scratch"] == 2
         assert now["numpy"] in (1, None)
     assert get_threads() == before
+
+
+@pytest.mark.parametrize("channels", [6, 2])  # chunked im2col, and the whole tap-major col
+def test_convolution_gradients_do_not_depend_on_the_thread_count(channels, monkeypatch):
+    """Chunks are shared out as threads come free, but their partial sums are added in chunk order."""
+    from scratch.nn import im2col
+
+    monkeypatch.setattr(im2col, "CHUNK_BYTES", 1)  # one sample per chunk: 9 chunks to share out
+    monkeypatch.setattr(parallel, "MIN_PART_BYTES", 0)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, channels, 7, 8)).astype(np.float32)
+    g = rng.standard_normal((9, 5, 7, 8)).astype(np.float32)
+    grads = []
+    before = parallel.get_num_threads()
+    with parallel.blas_threads(1):
+        for threads in (1, 3, 3):
+            parallel.set_num_threads(threads)
+            conv = snn.Conv2d(channels, 5, 3, padding=1, generator=np.random.default_rng(0))
+            conv(x)
+            dx = conv.backward(g)
+            grads.append((conv.weight.grad.copy(), conv.bias.grad.copy(), dx.copy()))
+    parallel.set_num_threads(before)
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other):
+            np.testing.assert_array_equal(a, b)

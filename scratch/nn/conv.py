@@ -6,8 +6,8 @@ import numpy as np
 from scratch import parallel
 from scratch.nn import init
 from scratch.nn.channels import channel_sum, per_channel
-from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, col2im, col2im_product, conv_output_size, conv_product,
-                               im2col, pad_channels_last, transposed_input, weight_product)
+from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, chunk_samples, col2im, col2im_product, conv_output_size,
+                               conv_product, im2col, pad_channels_last, transposed_input, weight_product)
 from scratch.nn.linear import check_dtype
 from scratch.nn.module import Module
 from scratch.nn.parameter import Parameter
@@ -240,7 +240,8 @@ class Conv2d(Module):
             # (O/G, K [+1]): the last column is the bias gradient where col has its ones
             if cols:
                 col, P = cols[g], oh * ow
-                dwb = parallel.summed(lambda a, b: gg[a * P:b * P].T @ col[a * P:b * P], N, nbytes=col.nbytes)
+                per = chunk_samples(P * col.shape[1] * col.itemsize)
+                dwb = parallel.summed(lambda a, b: gg[a * P:b * P].T @ col[a * P:b * P], N, per)
             else:
                 dwb = weight_product(xg, gg, self.kernel_size, self.stride, self.dilation)
             dw[g * Og:(g + 1) * Og] = dwb[:, :K].reshape(Og, kh, kw, Cg).transpose(0, 3, 1, 2)

@@ -30,6 +30,8 @@ threads: each thread builds and multiplies its own samples' chunks.
 first, (C, KH, KW) column order, loops over the kernel offsets), kept for
 reading and tested equal to the fast ones.
 """
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -195,11 +197,16 @@ def _windows_of(x: np.ndarray, kernel, stride, dilation) -> np.ndarray:
     return windows(x, kernel, stride, dilation, out_size)
 
 
+def chunk_samples(sample_bytes: int) -> int:
+    """How many samples of ``sample_bytes`` of col each make one chunk (at least one)."""
+    return max(1, CHUNK_BYTES // sample_bytes)
+
+
 def _samples_per_chunk(x: np.ndarray, kernel, stride, dilation, width: int) -> tuple:
     """(samples per chunk, output pixels per sample) for im2col of x (N, H, W, C) with ``width`` columns."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     pixels = conv_output_size(x.shape[1], kh, sh, 0, dh) * conv_output_size(x.shape[2], kw, sw, 0, dw)
-    return max(1, CHUNK_BYTES // (pixels * width * x.itemsize)), pixels
+    return chunk_samples(pixels * width * x.itemsize), pixels
 
 
 def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1),
@@ -219,18 +226,16 @@ def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dil
     # One sample's worth of bias, (OH*OW*O,): adding it to a (samples, OH*OW*O) view runs long loops.
     tiled = None if bias is None else np.tile(bias, pixels)
     view = _windows_of(x, kernel, stride, dilation)
+    local = threading.local()  # each thread's col, reused from chunk to chunk
 
-    def samples(start, stop):
-        col = None
-        for s in range(start, stop, n):
-            e = min(s + n, stop)
-            col = windows_to_col(view[s:e], out=col)
-            rows = out[s * pixels:e * pixels]
-            np.matmul(col, weight_t, out=rows)
-            if tiled is not None:
-                rows.reshape(e - s, -1)[...] += tiled  # a view: rows is C-contiguous
+    def chunk(s, e):
+        local.col = windows_to_col(view[s:e], out=getattr(local, "col", None))
+        rows = out[s * pixels:e * pixels]
+        np.matmul(local.col, weight_t, out=rows)
+        if tiled is not None:
+            rows.reshape(e - s, -1)[...] += tiled  # a view: rows is C-contiguous
 
-    parallel.parts(samples, N, nbytes=N * pixels * weight_t.shape[0] * x.itemsize)
+    parallel.chunks(chunk, N, n)
     return out
 
 
@@ -244,21 +249,13 @@ def weight_product(x: np.ndarray, g: np.ndarray, kernel, stride=(1, 1), dilation
     kh, kw = kernel
     n, pixels = _samples_per_chunk(x, kernel, stride, dilation, kh * kw * C)
     view = _windows_of(x, kernel, stride, dilation)
+    local = threading.local()  # each thread's col, reused from chunk to chunk
 
-    def samples(start, stop):
-        total = part = col = None
-        for s in range(start, stop, n):
-            e = min(s + n, stop)
-            col = windows_to_col(view[s:e], out=col)
-            gs = g[s * pixels:e * pixels].T
-            if total is None:
-                total = gs @ col
-                part = np.empty_like(total)
-            else:
-                total += np.matmul(gs, col, out=part)
-        return total
+    def chunk(s, e):
+        local.col = windows_to_col(view[s:e], out=getattr(local, "col", None))
+        return g[s * pixels:e * pixels].T @ local.col
 
-    return parallel.summed(samples, x.shape[0], nbytes=x.shape[0] * pixels * kh * kw * C * x.itemsize)
+    return parallel.summed(chunk, x.shape[0], n)  # in chunk order, whichever thread made each
 
 
 def transposed_input(g: np.ndarray, w: np.ndarray, size, pads, kernel, dilation=(1, 1), out=None) -> np.ndarray:
