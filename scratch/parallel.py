@@ -11,6 +11,10 @@ so two Python threads really do run at once.
 
     parts(fn, N)  ->  [fn(0, N/2), fn(N/2, N)]   (with two threads, run at the same time)
 
+A convolution loops over many small chunks of samples; ``chunks`` shares
+them out as threads come free instead of in fixed halves, since a pool thread
+that was asleep starts 60-100 microseconds late on this machine.
+
 While the parts run, OpenBLAS is held to one thread (its own threads would
 otherwise compete with ours for the same cores), then set back.
 
@@ -24,6 +28,7 @@ fixed chunks whose partial sums are added in chunk order (``summed``).
 """
 import contextlib
 import ctypes
+import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -38,10 +43,10 @@ def _cores() -> int:
 
 _num_threads = _cores()
 _pool = None
-_inside = threading.local()  # a part that calls parts() again runs it serially
+_inside = threading.local()  # a part that calls parts() or chunks() again runs it serially
 
-# Handing a part to another thread and waiting for it costs 20-60 microseconds (a
-# sleeping thread's wake-up); a pass over 1 MiB costs about as much. Parts are at least this big.
+# Handing a part to another thread costs tens of microseconds (waking a sleeping thread), about
+# what one pass over 1 MiB takes. Parts are at least this big.
 MIN_PART_BYTES = 1 << 20
 
 
@@ -53,12 +58,12 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads (n >= 1); 1 runs everything serially in the calling thread."""
     global _num_threads, _pool
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise RuntimeError("set_num_threads expects a positive integer")
     if n != _num_threads and _pool is not None:
         _pool.shutdown(wait=True)
         _pool = None
-    _num_threads = n
+    _num_threads = int(n)
 
 
 def parts(fn, total: int, nbytes: int = None) -> list:
