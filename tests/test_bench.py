@@ -23,6 +23,14 @@ def test_bench_smoke(tmp_path):
         assert heading in report
 
 
+def test_steps_are_timed_again_on_one_thread_when_the_bench_has_more(tmp_path):
+    out = tmp_path / "bench"
+    assert main(["bench", "--quick", "--threads", "2", "--only", "step MLP", "--out", str(out)]) == 0
+    (row,) = list(csv.DictReader(open(out / "bench.csv")))
+    assert float(row["ratio_1_thread"]) > 0
+    assert "ratio, 1 thread each" in (out / "report.md").read_text()
+
+
 def test_every_case_builds_both_twins():
     names = [c.name for c in bench.all_cases()]
     assert len(names) == len(set(names))
