@@ -126,7 +126,7 @@ class MaxPool2d(_Pool2d):
 
         def samples(a, b):
             taps = self._taps(xp[a:b], out_size)
-            # np.maximum propagates NaN, as PyTorch's max does.
+            # np.maximum propagates NaN, as PyTorch's max does. (A 1x1 window: max(t, t) copies its one tap.)
             np.maximum(taps[0], taps[1 if len(taps) > 1 else 0], out=out[a:b])
             for tap in taps[2:]:
                 np.maximum(out[a:b], tap, out=out[a:b])
