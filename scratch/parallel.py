@@ -16,7 +16,9 @@ them out as threads come free instead of in fixed halves, since a pool thread
 that was asleep starts 60-100 microseconds late on this machine.
 
 While the parts run, OpenBLAS is held to one thread (its own threads would
-otherwise compete with ours for the same cores), then set back.
+otherwise compete with ours for the same cores), then set back; so is it for
+work too small to split, as long as scratch has more than one thread (an idle
+OpenBLAS thread busy-waits for about 0.1 s after each product it shared).
 
 ``set_num_threads(n)`` / ``get_num_threads()`` as torch's. The default is the
 number of cores this process may use. With one thread ``parts`` calls
@@ -75,8 +77,11 @@ def parts(fn, total: int, nbytes: int = None) -> list:
     n = min(_num_threads, total)
     if nbytes is not None and MIN_PART_BYTES > 0:
         n = min(n, nbytes // MIN_PART_BYTES)
-    if n <= 1 or getattr(_inside, "active", False):
+    if getattr(_inside, "active", False):
         return [fn(0, total)]
+    if n <= 1:
+        with _own_threads():
+            return [fn(0, total)]
     bounds = [total * i // n for i in range(n + 1)]
     pool = _executor()
     with blas_threads(1):
@@ -99,8 +104,11 @@ def chunks(fn, total: int, size: int) -> list:
     """
     starts = range(0, total, size)
     n = min(_num_threads, len(starts))
-    if n <= 1 or getattr(_inside, "active", False):
+    if getattr(_inside, "active", False):
         return [fn(a, min(a + size, total)) for a in starts]
+    if n <= 1:
+        with _own_threads():
+            return [fn(a, min(a + size, total)) for a in starts]
     results = [None] * len(starts)
     free = iter(range(len(starts)))
     lock = threading.Lock()
@@ -148,6 +156,17 @@ def elementwise(fn, *arrays) -> None:
         parts(lambda a, b: fn(*(f[a:b] for f in flat)), flat[0].size, nbytes=sum(a.nbytes for a in arrays))
     else:
         fn(*arrays)
+
+
+def _own_threads():
+    """Work too small to split still keeps OpenBLAS to one thread when scratch has threads of its own.
+
+    A multi-threaded OpenBLAS product leaves its threads busy-waiting for about
+    0.1 s, which takes the cores that scratch's next split layer wants (a
+    DeepConvNet step 10% slower). With one scratch thread OpenBLAS is left as
+    the user set it.
+    """
+    return blas_threads(1) if _num_threads > 1 else contextlib.nullcontext()
 
 
 def _run(fn, start, stop):

@@ -200,3 +200,19 @@ def test_convolution_gradients_do_not_depend_on_the_thread_count(channels, monke
     for other in grads[1:]:
         for a, b in zip(grads[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+def test_small_work_keeps_openblas_to_one_thread_only_when_scratch_has_threads(monkeypatch):
+    if parallel.get_blas_threads() is None:
+        pytest.skip("NumPy uses a BLAS other than OpenBLAS")
+    before = parallel.get_num_threads()
+    try:
+        with parallel.blas_threads(2):
+            parallel.set_num_threads(2)
+            assert parallel.parts(lambda a, b: parallel.get_blas_threads(), 4, nbytes=0) == [1]
+            assert parallel.chunks(lambda a, b: parallel.get_blas_threads(), 4, 4) == [1]
+            parallel.set_num_threads(1)
+            assert parallel.parts(lambda a, b: parallel.get_blas_threads(), 4) == [2], "left as the user set it"
+            assert parallel.get_blas_threads() == 2
+    finally:
+        parallel.set_num_threads(before)
