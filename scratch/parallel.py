@@ -77,20 +77,11 @@ def parts(fn, total: int, nbytes: int = None) -> list:
     n = min(_num_threads, total)
     if nbytes is not None and MIN_PART_BYTES > 0:
         n = min(n, nbytes // MIN_PART_BYTES)
-    if getattr(_inside, "active", False):
-        return [fn(0, total)]
-    if n <= 1:
+    if n <= 1 or getattr(_inside, "active", False):
         with _own_threads():
             return [fn(0, total)]
     bounds = [total * i // n for i in range(n + 1)]
-    pool = _executor()
-    with blas_threads(1):
-        futures = [pool.submit(_run, fn, bounds[i], bounds[i + 1]) for i in range(1, n)]
-        try:
-            first = _run(fn, bounds[0], bounds[1])
-        finally:
-            wait(futures)  # no part outlives the call, even when one fails
-        return [first] + [f.result() for f in futures]
+    return _on_threads(n, lambda k: fn(bounds[k], bounds[k + 1]))
 
 
 def chunks(fn, total: int, size: int) -> list:
@@ -104,36 +95,22 @@ def chunks(fn, total: int, size: int) -> list:
     """
     starts = range(0, total, size)
     n = min(_num_threads, len(starts))
-    if getattr(_inside, "active", False):
-        return [fn(a, min(a + size, total)) for a in starts]
-    if n <= 1:
+    if n <= 1 or getattr(_inside, "active", False):
         with _own_threads():
             return [fn(a, min(a + size, total)) for a in starts]
     results = [None] * len(starts)
     free = iter(range(len(starts)))
     lock = threading.Lock()
 
-    def work():
-        _inside.active = True
-        try:
-            while True:
-                with lock:
-                    i = next(free, None)
-                if i is None:
-                    return
-                results[i] = fn(starts[i], min(starts[i] + size, total))
-        finally:
-            _inside.active = False
+    def take_free_chunks(_):
+        while True:
+            with lock:
+                i = next(free, None)
+            if i is None:
+                return
+            results[i] = fn(starts[i], min(starts[i] + size, total))
 
-    pool = _executor()
-    with blas_threads(1):
-        futures = [pool.submit(work) for _ in range(n - 1)]
-        try:
-            work()
-        finally:
-            wait(futures)
-        for f in futures:
-            f.result()  # a chunk's exception, raised here
+    _on_threads(n, take_free_chunks)
     return results
 
 
@@ -164,15 +141,31 @@ def _own_threads():
     A multi-threaded OpenBLAS product leaves its threads busy-waiting for about
     0.1 s, which takes the cores that scratch's next split layer wants (a
     DeepConvNet step 10% slower). With one scratch thread OpenBLAS is left as
-    the user set it.
+    the user set it. (Inside a part OpenBLAS is on one thread already.)
     """
     return blas_threads(1) if _num_threads > 1 else contextlib.nullcontext()
 
 
-def _run(fn, start, stop):
-    _inside.active = True
+def _on_threads(n: int, work) -> list:
+    """``[work(0), ..., work(n-1)]`` run at once: work(0) in the calling thread, the others on the pool.
+
+    OpenBLAS is on one thread meanwhile. Returns when every one has ended, even
+    when one fails (then the first failure is raised).
+    """
+    pool = _executor()
+    with blas_threads(1):
+        futures = [pool.submit(_run, work, k) for k in range(1, n)]
+        try:
+            first = _run(work, 0)
+        finally:
+            wait(futures)  # nothing outlives the call
+        return [first] + [f.result() for f in futures]
+
+
+def _run(work, k):
+    _inside.active = True  # a part that splits again runs serially
     try:
-        return fn(start, stop)
+        return work(k)
     finally:
         _inside.active = False
 
