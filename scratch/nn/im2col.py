@@ -202,11 +202,21 @@ def chunk_samples(sample_bytes: int) -> int:
     return max(1, CHUNK_BYTES // sample_bytes)
 
 
-def _samples_per_chunk(x: np.ndarray, kernel, stride, dilation, width: int) -> tuple:
-    """(samples per chunk, output pixels per sample) for im2col of x (N, H, W, C) with ``width`` columns."""
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    pixels = conv_output_size(x.shape[1], kh, sh, 0, dh) * conv_output_size(x.shape[2], kw, sw, 0, dw)
-    return chunk_samples(pixels * width * x.itemsize), pixels
+def _chunked_cols(x: np.ndarray, kernel, stride, dilation) -> tuple:
+    """(cols, samples per chunk, output pixels per sample) for a chunk loop over im2col of x (N, H, W, C).
+
+    ``cols(s, e)`` is im2col of samples s:e, copied from one windows view of the
+    whole batch into a col that each thread reuses from chunk to chunk.
+    """
+    view = _windows_of(x, kernel, stride, dilation)
+    _, oh, ow, kh, kw, C = view.shape
+    local = threading.local()
+
+    def cols(s, e):
+        local.col = windows_to_col(view[s:e], out=getattr(local, "col", None))
+        return local.col
+
+    return cols, chunk_samples(oh * ow * kh * kw * C * x.itemsize), oh * ow
 
 
 def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1),
@@ -219,19 +229,16 @@ def conv_product(x: np.ndarray, weight_t: np.ndarray, kernel, stride=(1, 1), dil
     samples' rows of the result, so nothing is copied after the products; the
     bias (O,) is added to them while they are still in the cache.
     """
-    n, pixels = _samples_per_chunk(x, kernel, stride, dilation, weight_t.shape[0])
+    cols, n, pixels = _chunked_cols(x, kernel, stride, dilation)
     N = x.shape[0]
     if out is None:
         out = np.empty((N * pixels, weight_t.shape[1]), dtype=x.dtype)
     # One sample's worth of bias, (OH*OW*O,): adding it to a (samples, OH*OW*O) view runs long loops.
     tiled = None if bias is None else np.tile(bias, pixels)
-    view = _windows_of(x, kernel, stride, dilation)
-    local = threading.local()  # each thread's col, reused from chunk to chunk
 
     def chunk(s, e):
-        local.col = windows_to_col(view[s:e], out=getattr(local, "col", None))
         rows = out[s * pixels:e * pixels]
-        np.matmul(local.col, weight_t, out=rows)
+        np.matmul(cols(s, e), weight_t, out=rows)
         if tiled is not None:
             rows.reshape(e - s, -1)[...] += tiled  # a view: rows is C-contiguous
 
@@ -245,17 +252,9 @@ def weight_product(x: np.ndarray, g: np.ndarray, kernel, stride=(1, 1), dilation
     ``x`` (N, H, W, C) padded channels-last, ``g`` (N*OH*OW, O) the output's
     gradient. The chunks' products are summed.
     """
-    C = x.shape[3]
-    kh, kw = kernel
-    n, pixels = _samples_per_chunk(x, kernel, stride, dilation, kh * kw * C)
-    view = _windows_of(x, kernel, stride, dilation)
-    local = threading.local()  # each thread's col, reused from chunk to chunk
-
-    def chunk(s, e):
-        local.col = windows_to_col(view[s:e], out=getattr(local, "col", None))
-        return g[s * pixels:e * pixels].T @ local.col
-
-    return parallel.summed(chunk, x.shape[0], n)  # in chunk order, whichever thread made each
+    cols, n, pixels = _chunked_cols(x, kernel, stride, dilation)
+    # Added in chunk order, whichever thread made each.
+    return parallel.summed(lambda s, e: g[s * pixels:e * pixels].T @ cols(s, e), x.shape[0], n)
 
 
 def transposed_input(g: np.ndarray, w: np.ndarray, size, pads, kernel, dilation=(1, 1), out=None) -> np.ndarray:
