@@ -22,7 +22,8 @@ time a step would take if it were only its matrix products at full speed.
 
 With more than one thread the steps are timed once more with one thread per
 twin (the report's last step column). The report also profiles the scratch
-twin's steps layer by layer (where the time goes). No test asserts a time; ``--quick`` runs everything tiny.
+twin's steps layer by layer (where the time goes). No test asserts a time;
+``--quick`` runs everything tiny.
 
 OpenBLAS stays at one thread throughout. When it had two, each of its
 multi-threaded products left a thread busy-waiting for about a tenth of a
