@@ -126,13 +126,18 @@ def elementwise(fn, *arrays) -> None:
     """``fn(*pieces)`` on matching pieces of same-shaped arrays, element ranges run concurrently.
 
     For in-place element-wise updates (an optimizer's): the arrays are cut into
-    contiguous flat ranges. Arrays that are not all C-contiguous go whole.
+    contiguous flat ranges. Arrays that are not all C-contiguous go whole, and
+    so does work too small for two parts, straight away: ``fn`` calls no BLAS,
+    so OpenBLAS's threads need no setting, and an optimizer calls this once
+    per parameter, many of them biases of a few elements (the checks of the
+    general path cost more than their update).
     """
-    if all(a.flags.c_contiguous for a in arrays):
-        flat = [a.reshape(-1) for a in arrays]
-        parts(lambda a, b: fn(*(f[a:b] for f in flat)), flat[0].size, nbytes=sum(a.nbytes for a in arrays))
-    else:
+    nbytes = sum(a.nbytes for a in arrays)
+    if _num_threads == 1 or nbytes < 2 * MIN_PART_BYTES or not all(a.flags.c_contiguous for a in arrays):
         fn(*arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    parts(lambda a, b: fn(*(f[a:b] for f in flat)), flat[0].size, nbytes=nbytes)
 
 
 def _own_threads():
