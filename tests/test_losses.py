@@ -99,3 +99,31 @@ def test_reduction_none_needs_a_gradient_of_the_loss_shape():
     crit(np.zeros((2, 3)), np.ones((2, 3)))
     with pytest.raises(RuntimeError, match=r"backward needs a gradient of shape \(2, 3\)"):
         crit.backward()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_one_hot_path_gives_the_general_paths_bits(dtype, reduction):
+    # Plain class indices skip building q; weights of ones force the general path, whose q is then
+    # the same one-hot array and whose denominator is the same N: every bit must agree.
+    rng = np.random.default_rng(3)
+    x = (3 * rng.standard_normal((64, 10))).astype(dtype)
+    t = rng.integers(0, 10, 64)
+    g = rng.standard_normal(64).astype(dtype) if reduction == "none" else None
+    plain, general = snn.CrossEntropyLoss(reduction=reduction), snn.CrossEntropyLoss(np.ones(10), reduction=reduction)
+    assert plain(x, t).tobytes() == general(x, t).tobytes()
+    assert plain.cache[1] is None and general.cache[1] is not None  # the two paths were taken
+    assert plain.backward(g).tobytes() == general.backward(g).tobytes()
+
+
+def test_cross_entropy_ignore_index_in_range_is_honoured():
+    rng = np.random.default_rng(4)
+    x, t = rng.standard_normal((6, 5)), np.array([0, 2, 4, 2, 1, 3])
+    crit = snn.CrossEntropyLoss(ignore_index=2)
+    loss, grad = crit(x, t), crit.backward()
+    xt = torch.tensor(x, requires_grad=True)
+    lt = torch.nn.CrossEntropyLoss(ignore_index=2)(xt, torch.tensor(t))
+    lt.backward()
+    np.testing.assert_allclose(loss, lt.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    assert not grad[[1, 3]].any()

@@ -134,7 +134,7 @@ class CrossEntropyLoss(_Loss):
         self.register_buffer("weight", weight)  # a buffer, so state_dict keys match torch's
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
-        self.cache = None  # (p, q, denominator, loss_shape, unbatched)
+        self.cache = None  # (p, q, t, denominator, loss_shape, unbatched); q or t is None
 
     def forward(self, input, target):
         input = np.asarray(input)
@@ -147,10 +147,10 @@ class CrossEntropyLoss(_Loss):
         if unbatched:
             input, target = input[None], target[None]
         C = input.shape[1]
-        # Classes last: (N, d1, ..., C), a view for the common (N, C) case.
-        logits = np.moveaxis(input, 1, -1)
-        w = self._class_weights(C, input.dtype)
+        # Classes last: (N, d1, ..., C); the common (N, C) case as it is.
+        logits = input if input.ndim == 2 else np.moveaxis(input, 1, -1)
         eps = self.label_smoothing
+        t = None  # class indices, when q is one-hot and is not built
         if np.issubdtype(target.dtype, np.floating):
             if target.shape != input.shape:
                 raise ValueError(
@@ -160,15 +160,17 @@ class CrossEntropyLoss(_Loss):
             probs = np.moveaxis(target.astype(input.dtype, copy=False), 1, -1)
             if eps > 0:
                 probs = probs * (1 - eps) + eps / C
-            q = probs * w
+            q = probs * self._class_weights(C, input.dtype)
             denominator = logits.size // C
+        elif self._one_hot(target, logits.shape):
+            q, t, denominator = None, target, input.dtype.type(target.size)
         else:
-            q, denominator = self._index_targets(logits, target, w, C)
+            q, denominator = self._index_targets(logits, target, self._class_weights(C, input.dtype), C)
         logp = F.log_softmax(logits, -1)
-        loss = -(q * logp).sum(axis=-1)
+        loss = -logp[np.arange(len(t)), t] if q is None else -(q * logp).sum(axis=-1)
         p = np.exp(logp)
         loss_shape = loss.shape[1:] if unbatched else loss.shape
-        self.cache = (p, q, denominator, loss_shape, unbatched)
+        self.cache = (p, q, t, denominator, loss_shape, unbatched)
         if self.reduction == "none":
             return loss.reshape(loss_shape)
         total = loss.sum(dtype=input.dtype)
@@ -185,6 +187,21 @@ class CrossEntropyLoss(_Loss):
                 f"but got weight tensor of shape: {list(self.weight.shape)}"
             )
         return self.weight.astype(dtype, copy=False)
+
+    def _one_hot(self, target, shape) -> bool:
+        """Whether q is one-hot: (N,) class indices, all in range, none ignored, no weights, no smoothing.
+
+        This common case skips building the (N, C) array q: the loss picks
+        -log p_t and the gradient subtracts 1 at t, the same bits as the
+        general path (which cost a step of the MLP more than its softmax).
+        Anything else, bad indices and the default ignore_index (-100)
+        included, goes the general, checked way.
+        """
+        if self.weight is not None or self.label_smoothing > 0 or not np.issubdtype(target.dtype, np.integer):
+            return False
+        if len(shape) != 2 or target.shape != shape[:1] or target.min() < 0 or target.max() >= shape[1]:
+            return False
+        return not (0 <= self.ignore_index < shape[1] and (target == self.ignore_index).any())
 
     def _index_targets(self, logits, target, w, C):
         if not np.issubdtype(target.dtype, np.integer):
@@ -216,9 +233,13 @@ class CrossEntropyLoss(_Loss):
         return q, wt.sum(dtype=logits.dtype)
 
     def backward(self, grad=None):
-        p, q, denominator, loss_shape, unbatched = self.cache
+        p, q, t, denominator, loss_shape, unbatched = self.cache
         g = self._upstream(grad, loss_shape, p.dtype)
-        grad_in = p * q.sum(axis=-1, keepdims=True) - q
+        if q is None:  # one-hot q, kept as the class indices t
+            grad_in = p.copy()
+            grad_in[np.arange(len(t)), t] -= 1
+        else:
+            grad_in = p * q.sum(axis=-1, keepdims=True) - q
         if self.reduction == "none":
             g = np.asarray(g).reshape(p.shape[:-1])[..., None]
         elif self.reduction == "mean":
