@@ -224,33 +224,47 @@ def openblas_libraries() -> list:
     return _libs
 
 
-def _call(lib, names, *args):
-    for name in names:
-        fn = getattr(lib, name, None)
-        if fn is not None:
-            return fn(*args)
-    return None
+_functions = None  # [(get, set)] of each OpenBLAS found, looked up once: they are called around every layer
+
+
+def _blas_functions() -> list:
+    global _functions
+    if _functions is None:
+        def find(lib, names):
+            return next((f for f in (getattr(lib, name, None) for name in names) if f is not None), None)
+
+        pairs = ((find(lib, _GETTERS), find(lib, _SETTERS)) for lib in openblas_libraries())
+        _functions = [(get, set_) for get, set_ in pairs if get is not None and set_ is not None]
+    return _functions
 
 
 def get_blas_threads():
     """OpenBLAS's thread count, or None where NumPy uses another BLAS."""
-    return next((n for n in (_call(lib, _GETTERS) for lib in openblas_libraries()) if n is not None), None)
+    functions = _blas_functions()
+    return functions[0][0]() if functions else None
 
 
 def set_blas_threads(n: int) -> None:
-    for lib in openblas_libraries():
-        _call(lib, _SETTERS, int(n))
+    for _, set_ in _blas_functions():
+        set_(int(n))
 
 
-@contextlib.contextmanager
-def blas_threads(n: int):
-    """OpenBLAS on ``n`` threads inside the block, set back after it."""
-    before = get_blas_threads()
-    if before is None or before == n:
-        yield
-        return
-    set_blas_threads(n)
-    try:
-        yield
-    finally:
-        set_blas_threads(before)
+class blas_threads:
+    """``with blas_threads(n):`` OpenBLAS on ``n`` threads inside the block, set back after it.
+
+    A class rather than a generator-based context manager: that one costs
+    ~2 us a use, and every layer call enters one.
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+        self.before = None
+
+    def __enter__(self):
+        self.before = get_blas_threads()
+        if self.before not in (None, self.n):
+            set_blas_threads(self.n)
+
+    def __exit__(self, *exc):
+        if self.before not in (None, self.n):
+            set_blas_threads(self.before)
