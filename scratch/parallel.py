@@ -68,16 +68,21 @@ def set_num_threads(n: int) -> None:
     _num_threads = int(n)
 
 
-def parts(fn, total: int, nbytes: int = None) -> list:
+def parts(fn, total: int, nbytes: int = None, blas: bool = False) -> list:
     """``[fn(start, stop), ...]`` over contiguous parts of range(total), the parts run concurrently.
 
     ``nbytes``: how much data the whole range touches; the range is split only
     into parts of at least MIN_PART_BYTES. Part 0 runs in the calling thread.
+    ``blas``: fn multiplies matrices; then OpenBLAS is held to one thread even
+    when the work runs serially (see _own_threads). Element-wise work skips
+    that (~2 us a call, much of a small layer's time).
     """
     n = min(_num_threads, total)
     if nbytes is not None and MIN_PART_BYTES > 0:
         n = min(n, nbytes // MIN_PART_BYTES)
     if n <= 1 or getattr(_inside, "active", False):
+        if not blas:
+            return [fn(0, total)]
         with _own_threads():
             return [fn(0, total)]
     bounds = [total * i // n for i in range(n + 1)]

@@ -209,10 +209,12 @@ def test_small_work_keeps_openblas_to_one_thread_only_when_scratch_has_threads(m
     try:
         with parallel.blas_threads(2):
             parallel.set_num_threads(2)
-            assert parallel.parts(lambda a, b: parallel.get_blas_threads(), 4, nbytes=0) == [1]
+            assert parallel.parts(lambda a, b: parallel.get_blas_threads(), 4, nbytes=0, blas=True) == [1]
+            # element-wise work (no BLAS) does not pay for setting OpenBLAS's threads and back
+            assert parallel.parts(lambda a, b: parallel.get_blas_threads(), 4, nbytes=0) == [2]
             assert parallel.chunks(lambda a, b: parallel.get_blas_threads(), 4, 4) == [1]
             parallel.set_num_threads(1)
-            assert parallel.parts(lambda a, b: parallel.get_blas_threads(), 4) == [2], "left as the user set it"
+            assert parallel.parts(lambda a, b: parallel.get_blas_threads(), 4, blas=True) == [2], "as the user set it"
             assert parallel.get_blas_threads() == 2
     finally:
         parallel.set_num_threads(before)

@@ -190,7 +190,8 @@ class Conv2d(Module):
                              out=old[g] if len(old) == G else None, ones=ones)
                 cols.append(col)
                 P = oh * ow
-                parallel.parts(lambda a, b: np.matmul(col[a * P:b * P], wt, out=og[a * P:b * P]), N, nbytes=col.nbytes)
+                parallel.parts(lambda a, b: np.matmul(col[a * P:b * P], wt, out=og[a * P:b * P]), N,
+                               nbytes=col.nbytes, blas=True)
             elif G == 1:  # out is whole (C-contiguous): the chunks add the bias themselves
                 conv_product(xg, wt, self.kernel_size, self.stride, self.dilation, out=og,
                              bias=None if self.bias is None else self.bias.data)

@@ -78,7 +78,7 @@ class Linear(Module):
             if b is not None:
                 out[start:stop] += b
 
-        parallel.parts(rows, xm.shape[0], nbytes=xm.nbytes + w.nbytes)
+        parallel.parts(rows, xm.shape[0], nbytes=xm.nbytes + w.nbytes, blas=True)
         return out.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
@@ -88,14 +88,16 @@ class Linear(Module):
                              f"{x.shape[0]} rows in all, got {grad_output.shape}")
         # Split over the input features (columns of dW and x), so that no part needs another's sum.
         dw = np.empty(w.shape, dtype=np.result_type(g, x))
-        parallel.parts(lambda a, b: np.matmul(g.T, x[:, a:b], out=dw[:, a:b]), x.shape[1], nbytes=x.nbytes + w.nbytes)
+        parallel.parts(lambda a, b: np.matmul(g.T, x[:, a:b], out=dw[:, a:b]), x.shape[1],
+                       nbytes=x.nbytes + w.nbytes, blas=True)
         self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(g.sum(axis=0))
         if not self.needs_input_grad:
             return None
         dx = np.empty(x.shape, dtype=np.result_type(g, w))
-        parallel.parts(lambda a, b: np.matmul(g[a:b], w, out=dx[a:b]), x.shape[0], nbytes=x.nbytes + w.nbytes)
+        parallel.parts(lambda a, b: np.matmul(g[a:b], w, out=dx[a:b]), x.shape[0],
+                       nbytes=x.nbytes + w.nbytes, blas=True)
         return dx.reshape(grad_output.shape[:-1] + (self.in_features,))
 
     def extra_repr(self) -> str:
