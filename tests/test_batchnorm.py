@@ -366,3 +366,28 @@ def test_batchnorm2d_any_memory_layout_matches_torch(layout, training, dtype):
     ours = {"output": y, "grad_input": dx, "grad_weight": s.weight.grad, "running_mean": s.running_mean}
     records = [compare_arrays(k, ours[k], ref[k].detach().numpy()) for k in ref]
     _assert_ok(records, TOL[dtype], f"{layout}, training={training}")
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last", "strided", "2d"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shape", [(3, 5, 7, 9), (9, 4, 40, 33), (1300, 6, 1, 1)])
+def test_channel_sum_is_the_float64_sum_in_any_layout(layout, dtype, shape):
+    # The float32 path adds partial sums of <= 1,024 values in float32: sizes above and off that
+    # (13,200 values a channel, rows of 1,320 and of 1,300) cover the blocks and their remainders.
+    from scratch.nn.channels import channel_sum
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) + 3).astype(dtype)
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    elif layout == "strided":
+        x = x[:, :, ::2]
+    elif layout == "2d":
+        x = x.reshape(-1, shape[1])
+    exact = x.astype(np.float64).sum(axis=(0,) + tuple(range(2, x.ndim)))
+    got = channel_sum(x)
+    assert got.dtype == np.float64 and got.shape == (shape[1],)
+    scale = np.abs(x.astype(np.float64)).sum(axis=(0,) + tuple(range(2, x.ndim)))
+    # float32 partials: a sum of 1,024 values in float32 errs by a few roundings (6e-8 each), not 1,024
+    tol = 1e-13 if dtype != np.float32 else 1e-6
+    assert np.all(np.abs(got - exact) <= tol * scale)
