@@ -57,12 +57,17 @@ def channel_sum(a: np.ndarray) -> np.ndarray:
 def per_channel(v: np.ndarray, like: np.ndarray) -> np.ndarray:
     """A per-channel vector v (C,) shaped to broadcast against ``like`` (N, C, ...), in like's memory order.
 
-    (1, C, 1, 1) would do, but over channels-last memory NumPy then loops over
-    C values at a time (the zero strides of v keep it from merging the other
-    axes into one loop), several times slower. Tiled over one sample, v has the
-    sample's own layout, and each loop runs over a whole sample.
+    (1, C, 1, 1) would do, but NumPy then runs its general strided loop: over
+    channels-last memory, loops of only C values (the zero strides of v keep
+    it from merging the other axes into one loop), several times slower; over
+    channels-first memory, rows of H*W values against a repeated scalar, which
+    its vectorised loops do not cover (twice the time of a plain pass). Tiled
+    over one sample, v has the sample's own layout, and each loop runs over a
+    whole sample of two contiguous operands.
     """
-    shape = (1, -1) + (1,) * (like.ndim - 2)
-    if like.ndim > 2 and not like.flags.c_contiguous and np.moveaxis(like, 1, -1).flags.c_contiguous:
-        return np.moveaxis(np.tile(v, math.prod(like.shape[2:])).reshape((1,) + like.shape[2:] + (-1,)), -1, 1)
-    return v.reshape(shape)
+    spatial = like.shape[2:]
+    if math.prod(spatial) <= 1:  # (N, C): rows of C, contiguous already
+        return v.reshape((1, -1) + (1,) * len(spatial))
+    if not like.flags.c_contiguous and np.moveaxis(like, 1, -1).flags.c_contiguous:  # channels-last
+        return np.moveaxis(np.tile(v, math.prod(spatial)).reshape((1,) + spatial + (-1,)), -1, 1)
+    return np.repeat(v, math.prod(spatial)).reshape((1, -1) + spatial)
