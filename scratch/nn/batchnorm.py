@@ -60,7 +60,7 @@ class _BatchNorm(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
-        self.cache = None  # (xhat, invstd (C,), used batch statistics)
+        self.cache = None  # (x - mu, invstd (C,), used batch statistics)
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -116,7 +116,8 @@ class _BatchNorm(Module):
                 )
             mean = channel_sum(x) / m  # float64, see channel_sum
             xc = x - per_channel(mean.astype(x.dtype), x)
-            var = channel_sum(np.square(xc)) / m
+            out = np.square(xc)  # the output's buffer, once the variance is taken
+            var = channel_sum(out) / m
             invstd = (1 / np.sqrt(var + self.eps)).astype(x.dtype)
             if self.training and self.track_running_stats:
                 # PyTorch's update, in its order of operations; running_var takes the unbiased variance.
@@ -126,37 +127,40 @@ class _BatchNorm(Module):
         else:
             xc = x - per_channel(self.running_mean, x)
             invstd = 1 / np.sqrt(self.running_var + x.dtype.type(self.eps))
-        xhat = np.multiply(xc, per_channel(invstd, x), out=xc)  # xc is this call's own array
-        self.cache = (xhat, invstd, use_batch_stats)
-        if not self.affine:
-            return xhat
-        out = xhat * per_channel(self.weight.data, x)
+            out = None
+        self.cache = (xc, invstd, use_batch_stats)
+        # y = xhat * gamma + beta = xc * (invstd * gamma) + beta: two passes, xhat is never stored
+        out = np.multiply(xc, per_channel(self._scale(invstd), x), out=out)
         if self.bias is not None:
             out += per_channel(self.bias.data, x)
         return out
 
+    def _scale(self, invstd: np.ndarray) -> np.ndarray:
+        """invstd * gamma per channel: what multiplies x - mu in the output and g in dL/dx."""
+        return invstd * self.weight.data if self.affine else invstd
+
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        xhat, invstd, use_batch_stats = self.cache
+        xc, invstd, use_batch_stats = self.cache
         g = grad_output
         sum_g = channel_sum(g)
-        g_xhat = g * xhat
-        sum_g_xhat = channel_sum(g_xhat)
+        g_xc = g * xc
+        sum_g_xc = channel_sum(g_xc)  # sum g * xhat = invstd * sum g * (x - mu)
         if self.affine:
-            self.weight.accumulate_grad(sum_g_xhat.astype(g.dtype))
+            self.weight.accumulate_grad((sum_g_xc * invstd).astype(g.dtype))
             if self.bias is not None:
                 self.bias.accumulate_grad(sum_g.astype(g.dtype))
-            scale = invstd * self.weight.data
-        else:
-            scale = invstd
+        scale = self._scale(invstd)
         if not use_batch_stats:
-            return g * per_channel(scale, xhat)
+            return g * per_channel(scale, g)
         m = g.size // self.num_features
-        # The mean and variance depend on every x of the channel: two correction terms,
-        # dx = scale * (g - mean(g) - xhat * mean(g * xhat)), built in g_xhat's buffer.
-        dx = np.multiply(xhat, per_channel((sum_g_xhat / m).astype(g.dtype), xhat), out=g_xhat)
+        # The mean and variance depend on every x of the channel: two correction terms, as torch's
+        # batch_norm_backward writes them, dx = scale * (g - mean(g) - (x - mu) * invstd^2 * mean(g * (x - mu))),
+        # built in g_xc's buffer.
+        k = (sum_g_xc / m * np.square(invstd, dtype=np.float64)).astype(g.dtype)
+        dx = np.multiply(xc, per_channel(k, xc), out=g_xc)
         np.subtract(g, dx, out=dx)
-        dx -= per_channel((sum_g / m).astype(g.dtype), xhat)
-        dx *= per_channel(scale, xhat)
+        dx -= per_channel((sum_g / m).astype(g.dtype), xc)
+        dx *= per_channel(scale, xc)
         return dx
 
     def extra_repr(self) -> str:
