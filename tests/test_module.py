@@ -182,6 +182,22 @@ def test_relu_backward_blocks_nan_where_the_input_was_negative_as_torch():
     assert relu.backward(g.astype(np.float32)).dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_signed_zeros_infinities_and_subnormals_route_as_torch(dtype, inplace):
+    # The mask is taken from y = max(x, 0) (y != 0): -0.0, -inf and a subnormal must come out as torch's.
+    tiny = np.finfo(dtype).smallest_subnormal
+    x = np.array([-np.inf, -1.0, -0.0, 0.0, -tiny, tiny, 1.0, np.inf, np.nan], dtype=dtype)
+    g = np.arange(1, len(x) + 1, dtype=dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    y = torch.relu(xt)
+    y.backward(torch.tensor(g))
+    relu = snn.ReLU(inplace=inplace)
+    out = relu(x.copy())
+    np.testing.assert_array_equal(out, y.detach().numpy())
+    np.testing.assert_array_equal(relu.backward(g), xt.grad.numpy())
+
+
 def test_linear_without_input_grad_still_fills_parameter_gradients():
     rng = np.random.default_rng(4)
     full = snn.Linear(5, 3, dtype=np.float64, generator=np.random.default_rng(0))

@@ -18,14 +18,14 @@ class ReLU(Module):
         x = np.asarray(x)
         # torch's threshold_backward zeroes the gradient where y <= 0; nan <= 0 is False,
         # so a nan input lets the gradient through: hence not (x <= 0), rather than x > 0.
+        # That is y != 0, one pass over y: np.maximum passes nan on, and maps -0.0 and all x < 0 to zero.
         self.mask = np.empty_like(x, dtype=bool)  # in x's memory order, as is out
         out = x if self.inplace else np.empty_like(x)
         xs, mask, outs = (a if a.ndim else a[None] for a in (x, self.mask, out))
 
         def samples(a, b):
-            np.less_equal(xs[a:b], 0, out=mask[a:b])
-            np.logical_not(mask[a:b], out=mask[a:b])
             np.maximum(xs[a:b], 0, out=outs[a:b])
+            np.not_equal(outs[a:b], 0, out=mask[a:b])
 
         parallel.parts(samples, len(xs), nbytes=x.nbytes)
         return out
