@@ -1,4 +1,5 @@
 """Module, Parameter and Sequential behave like torch.nn's."""
+import re
 import subprocess
 import sys
 
@@ -207,3 +208,32 @@ def test_linear_without_input_grad_still_fills_parameter_gradients():
     full(x), first(x)
     assert full.backward(g) is not None and first.backward(g) is None
     assert np.array_equal(full.weight.grad, first.weight.grad) and np.array_equal(full.bias.grad, first.bias.grad)
+
+
+_SHAPE_CHECKED = {
+    "ReLU": (lambda: snn.ReLU(), (4, 3, 8, 8)), "LeakyReLU": (lambda: snn.LeakyReLU(), (4, 6)),
+    "Sigmoid": (lambda: snn.Sigmoid(), (4, 6)), "Tanh": (lambda: snn.Tanh(), (4, 6)),
+    "Softmax": (lambda: snn.Softmax(dim=1), (4, 6)), "LogSoftmax": (lambda: snn.LogSoftmax(dim=1), (4, 6)),
+    "Conv2d": (lambda: snn.Conv2d(3, 5, 3), (4, 3, 8, 8)), "Conv2d unbatched": (lambda: snn.Conv2d(3, 5, 3), (3, 8, 8)),
+    "MaxPool2d": (lambda: snn.MaxPool2d(2), (4, 3, 8, 8)), "MaxPool2d unbatched": (lambda: snn.MaxPool2d(2), (3, 8, 8)),
+    "AvgPool2d": (lambda: snn.AvgPool2d(2), (4, 3, 8, 8)),
+    "AdaptiveAvgPool2d": (lambda: snn.AdaptiveAvgPool2d(3), (4, 3, 8, 8)),
+    "BatchNorm2d": (lambda: snn.BatchNorm2d(3), (4, 3, 8, 8)), "BatchNorm1d": (lambda: snn.BatchNorm1d(6), (4, 6)),
+    "BookBatchNorm": (lambda: snn.BookBatchNorm(6), (4, 6)), "Dropout": (lambda: snn.Dropout(0.5), (4, 6)),
+    "Dropout eval": (lambda: snn.Dropout(0.5).eval(), (4, 6)), "BookDropout": (lambda: snn.BookDropout(), (4, 6)),
+    "Flatten": (lambda: snn.Flatten(), (4, 3, 2, 2)), "Identity": (lambda: snn.Identity(), (4, 6)),
+}
+
+
+@pytest.mark.parametrize("name", list(_SHAPE_CHECKED))
+def test_backward_refuses_a_gradient_numpy_would_broadcast(name):
+    # (1, ...) and (..., 1) broadcast against a layer's cache: without the check they give a gradient of the
+    # input's size made of the wrong numbers (torch's autograd refuses them too).
+    make, shape = _SHAPE_CHECKED[name]
+    layer = make()
+    y = layer(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    assert layer.backward(np.ones(y.shape, np.float32)).shape == shape
+    for bad in ((1,) + y.shape[1:], y.shape[:-1] + (1,)):
+        message = f"{type(layer).__name__}.backward: grad_output must have the output's shape {y.shape}, got {bad}"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            layer.backward(np.ones(bad, np.float32))

@@ -3,7 +3,7 @@ import numpy as np
 
 from scratch import parallel
 from scratch.nn import functional as F
-from scratch.nn.module import Module
+from scratch.nn.module import Module, check_grad_output
 
 
 class ReLU(Module):
@@ -31,10 +31,7 @@ class ReLU(Module):
         return out
 
     def backward(self, grad_output):
-        g = np.asarray(grad_output)
-        if g.shape != self.mask.shape:
-            raise ValueError(f"ReLU.backward: grad_output must have the output's shape {self.mask.shape}, "
-                             f"got {g.shape}")
+        g = check_grad_output(self, grad_output, self.mask.shape)
         grad = np.empty_like(self.mask, dtype=g.dtype if g.dtype.kind == "f" else np.float64)
         gs, mask, grads = (a if a.ndim else a[None] for a in (g, self.mask, grad))
 
@@ -68,7 +65,8 @@ class LeakyReLU(Module):
         return F.leaky_relu(x, self.negative_slope)
 
     def backward(self, grad_output):
-        return np.where(self.mask, grad_output, grad_output * grad_output.dtype.type(self.negative_slope))
+        g = check_grad_output(self, grad_output, self.mask.shape)
+        return np.where(self.mask, g, g * g.dtype.type(self.negative_slope))
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
@@ -86,7 +84,7 @@ class Sigmoid(Module):
         return self.out
 
     def backward(self, grad_output):
-        return grad_output * (1 - self.out) * self.out
+        return check_grad_output(self, grad_output, self.out.shape) * (1 - self.out) * self.out
 
 
 class Tanh(Module):
@@ -101,7 +99,7 @@ class Tanh(Module):
         return self.out
 
     def backward(self, grad_output):
-        return grad_output * (1 - self.out * self.out)
+        return check_grad_output(self, grad_output, self.out.shape) * (1 - self.out * self.out)
 
 
 class Softmax(Module):
@@ -120,8 +118,8 @@ class Softmax(Module):
         return self.out
 
     def backward(self, grad_output):
-        y = self.out
-        return y * (grad_output - (grad_output * y).sum(axis=self.axis, keepdims=True))
+        y, g = self.out, check_grad_output(self, grad_output, self.out.shape)
+        return y * (g - (g * y).sum(axis=self.axis, keepdims=True))
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -143,7 +141,8 @@ class LogSoftmax(Module):
         return self.out
 
     def backward(self, grad_output):
-        return grad_output - np.exp(self.out) * grad_output.sum(axis=self.axis, keepdims=True)
+        g = check_grad_output(self, grad_output, self.out.shape)
+        return g - np.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
 
     def extra_repr(self):
         return f"dim={self.dim}"

@@ -32,7 +32,7 @@ import numpy as np
 
 from scratch.nn.channels import channel_sum, per_channel
 from scratch.nn.linear import check_dtype
-from scratch.nn.module import Module
+from scratch.nn.module import Module, check_grad_output
 from scratch.nn.parameter import Parameter
 
 
@@ -141,7 +141,7 @@ class _BatchNorm(Module):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         xc, invstd, use_batch_stats = self.cache
-        g = grad_output
+        g = check_grad_output(self, grad_output, xc.shape)
         sum_g = channel_sum(g)
         g_xc = g * xc
         sum_g_xc = channel_sum(g_xc)  # sum g * xhat = invstd * sum g * (x - mu)
@@ -267,7 +267,7 @@ class BookBatchNorm(Module):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         xhat, std, shape, batch_stats = self.cache
-        g = grad_output.reshape(shape[0], -1)
+        g = check_grad_output(self, grad_output, shape).reshape(shape[0], -1)
         sum_g = g.sum(axis=0)
         sum_g_xhat = (g * xhat).sum(axis=0)
         self.weight.accumulate_grad(sum_g_xhat)

@@ -9,7 +9,7 @@ from scratch.nn.channels import channel_sum, per_channel
 from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, chunk_samples, col2im, col2im_product, conv_output_size,
                                conv_product, im2col, pad_channels_last, transposed_input, weight_product)
 from scratch.nn.linear import check_dtype
-from scratch.nn.module import Module
+from scratch.nn.module import Module, check_grad_output
 from scratch.nn.parameter import Parameter
 
 
@@ -215,10 +215,11 @@ class Conv2d(Module):
     # -- backward -------------------------------------------------------
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         xp, cols, (oh, ow), unbatched = self.cache
-        if unbatched:
-            grad_output = grad_output[None]
         N, Hp, Wp, C = xp.shape
         G, O = self.groups, self.out_channels
+        grad_output = check_grad_output(self, grad_output, ((N,) if not unbatched else ()) + (O, oh, ow))
+        if unbatched:
+            grad_output = grad_output[None]
         Cg, Og = C // G, O // G
         kh, kw = self.kernel_size
         top, bottom, left, right = self._pads

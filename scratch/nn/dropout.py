@@ -13,7 +13,7 @@ p = 0 and p = 1 too).
 import numpy as np
 
 from scratch import random as _random
-from scratch.nn.module import Module
+from scratch.nn.module import Module, check_grad_output
 
 
 def _check_p(p) -> float:
@@ -51,6 +51,7 @@ class Dropout(Module):
         self.inplace = inplace
         self.generator = generator
         self.multiplier = None  # cache: keep / (1 - p) in x's dtype, None in eval
+        self.shape = None  # cache: the output's shape
 
     def _multiplier(self, x: np.ndarray) -> np.ndarray:
         if not np.issubdtype(x.dtype, np.floating):
@@ -62,6 +63,7 @@ class Dropout(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
+        self.shape = x.shape
         if not self.training:
             self.multiplier = None
             return x
@@ -72,9 +74,8 @@ class Dropout(Module):
         return x * self.multiplier
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        if self.multiplier is None:
-            return grad_output
-        return grad_output * self.multiplier
+        g = check_grad_output(self, grad_output, self.shape)
+        return g if self.multiplier is None else g * self.multiplier
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
@@ -107,6 +108,7 @@ class BookDropout(Dropout):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
+        self.shape = x.shape
         self.multiplier = self._multiplier(x) if self.training else x.dtype.type(1 - self.p)
         return x * self.multiplier
 

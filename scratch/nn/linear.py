@@ -5,7 +5,7 @@ import numpy as np
 
 from scratch import parallel
 from scratch.nn import init
-from scratch.nn.module import Module
+from scratch.nn.module import Module, check_grad_output
 from scratch.nn.parameter import Parameter
 
 
@@ -109,12 +109,14 @@ class Identity(Module):
 
     def __init__(self, *args, **kwargs):
         super().__init__()
+        self.shape = None  # cache: the output's shape
 
     def forward(self, x):
+        self.shape = np.shape(x)
         return x
 
     def backward(self, grad_output):
-        return grad_output
+        return check_grad_output(self, grad_output, self.shape)
 
 
 class Flatten(Module):
@@ -124,7 +126,7 @@ class Flatten(Module):
         super().__init__()
         self.start_dim = start_dim
         self.end_dim = end_dim
-        self.input_shape = None  # cache
+        self.input_shape = self.output_shape = None  # cache
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -140,12 +142,12 @@ class Flatten(Module):
         start, end = start % n, end % n
         if start > end:
             raise RuntimeError("Flatten: flatten() has invalid args: start_dim cannot come after end_dim")
-        if x.ndim == 0:
-            return x.reshape(1)
-        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+        out = x.reshape(1) if x.ndim == 0 else x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+        self.output_shape = out.shape
+        return out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        return grad_output.reshape(self.input_shape)
+        return check_grad_output(self, grad_output, self.output_shape).reshape(self.input_shape)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -19,6 +19,20 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list
 
 
+def check_grad_output(module: "Module", grad_output, shape: tuple) -> np.ndarray:
+    """``grad_output`` as an array, refused unless it has ``shape``, the shape of the forward's output.
+
+    NumPy would broadcast a (1, ...) or (..., 1) gradient against a layer's
+    cache and hand back a gradient of the right size made of the wrong numbers;
+    PyTorch's autograd refuses any shape but the output's.
+    """
+    g = np.asarray(grad_output)
+    if g.shape != tuple(shape):
+        raise ValueError(f"{module._get_name()}.backward: grad_output must have the output's shape "
+                         f"{tuple(shape)}, got {g.shape}")
+    return g
+
+
 class Module:
     training: bool
 

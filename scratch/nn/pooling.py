@@ -11,7 +11,7 @@ import numpy as np
 
 from scratch import parallel
 from scratch.nn.conv import _pair
-from scratch.nn.module import Module
+from scratch.nn.module import Module, check_grad_output
 
 
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
@@ -74,6 +74,12 @@ class _Pool2d(Module):
             )
         (ph, pw), (eh, ew) = self.padding, extra
         return tuple(out), (ph, eh, pw, ew)
+
+    def _grad_output(self, grad_output, channels_last_padded_shape, out_size, unbatched) -> np.ndarray:
+        """grad_output checked against the output's shape, (N, C, OH, OW), in the channels-last view of the work."""
+        N, _, _, C = channels_last_padded_shape
+        g = check_grad_output(self, grad_output, ((N,) if not unbatched else ()) + (C,) + tuple(out_size))
+        return (g[None] if unbatched else g).transpose(0, 2, 3, 1)
 
     def extra_repr(self) -> str:
         return f"kernel_size={_one(self.kernel_size)}, stride={_one(self.stride)}, padding={_one(self.padding)}"
@@ -163,16 +169,16 @@ class MaxPool2d(_Pool2d):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         xp, out, pads, out_size, unbatched = self.cache
-        g = (grad_output[None] if unbatched else grad_output).transpose(0, 2, 3, 1)
-        g = np.ascontiguousarray(g, dtype=out.dtype)  # the forward's layout: every pass below runs in memory order
+        g = self._grad_output(grad_output, xp.shape, out_size, unbatched)
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         (oh, ow), (_, Hp, Wp, _) = out_size, xp.shape
         top, bottom, left, right = pads
         # Windows that tile the input write every pixel exactly once: no zeroing, no adding.
         tiled = (sh, sw) == (kh, kw) and (dh, dw) == (1, 1) and (Hp, Wp) == (oh * kh, ow * kw)
-        dxp = (np.empty if tiled else np.zeros)(xp.shape, dtype=g.dtype)
+        dxp = (np.empty if tiled else np.zeros)(xp.shape, dtype=out.dtype)
 
         def samples(a, b):
+            ga = np.ascontiguousarray(g[a:b], dtype=out.dtype)  # the forward's layout: the passes run in memory order
             taps = self._taps(xp[a:b], out_size)
             routes = [tap == out[a:b] for tap in taps]  # contiguous booleans: the mask arithmetic below is cheap
             if (top or bottom or left or right) and np.isneginf(out[a:b]).any():
@@ -184,9 +190,9 @@ class MaxPool2d(_Pool2d):
             self._keep_first(routes, taps, out[a:b])
             for tap, route in zip(self._taps(dxp[a:b], out_size), routes):
                 if tiled:
-                    np.multiply(g[a:b], route, out=tap)
+                    np.multiply(ga, route, out=tap)
                 else:
-                    tap += g[a:b] * route  # windows may overlap (or miss pixels): add into zeros
+                    tap += ga * route  # windows may overlap (or miss pixels): add into zeros
 
         parallel.parts(samples, xp.shape[0], nbytes=xp.nbytes)
         dx = dxp[:, top:Hp - bottom, left:Wp - right].transpose(0, 3, 1, 2)
@@ -249,7 +255,7 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         divisor, padded_shape, pads, out_size, unbatched = self.cache
-        g = (grad_output[None] if unbatched else grad_output).transpose(0, 2, 3, 1) / divisor
+        g = self._grad_output(grad_output, padded_shape, out_size, unbatched) / divisor
         dxp = np.zeros(padded_shape, dtype=g.dtype)
         kh, kw = self.kernel_size
         for k in range(kh * kw):
@@ -278,7 +284,7 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = tuple(output_size)
         if len(self.output_size) != 2:
             raise ValueError(f"AdaptiveAvgPool2d: output_size must be an int or a pair, got {output_size}")
-        self.cache = None
+        self.cache = None  # (averaging matrices over H and W, output shape)
 
     @staticmethod
     def _averaging_matrix(size: int, out: int, dtype) -> np.ndarray:
@@ -302,12 +308,13 @@ class AdaptiveAvgPool2d(Module):
             )
         a_h = self._averaging_matrix(H, oh, x.dtype)
         a_w = self._averaging_matrix(W, ow, x.dtype)
-        self.cache = (a_h, a_w)
-        return a_h @ x @ a_w.T
+        out = a_h @ x @ a_w.T
+        self.cache = (a_h, a_w, out.shape)
+        return out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        a_h, a_w = self.cache
-        return a_h.T @ grad_output @ a_w
+        a_h, a_w, shape = self.cache
+        return a_h.T @ check_grad_output(self, grad_output, shape) @ a_w
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size if self.output_size[0] != self.output_size[1] else self.output_size[0]}"
