@@ -2,6 +2,7 @@
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -237,3 +238,36 @@ def test_backward_refuses_a_gradient_numpy_would_broadcast(name):
         message = f"{type(layer).__name__}.backward: grad_output must have the output's shape {y.shape}, got {bad}"
         with pytest.raises(ValueError, match=re.escape(message)):
             layer.backward(np.ones(bad, np.float32))
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda: snn.LeakyReLU(), np.array([-100, 2])),  # NumPy: a slope of 0.01 on an int gives 0
+    (lambda: snn.Softmax(dim=0), np.array([1, 2])),
+    (lambda: snn.LogSoftmax(dim=0), np.array([1, 2])),
+    (lambda: snn.AvgPool2d(2), np.arange(16).reshape(1, 1, 4, 4)),  # NumPy: a failed cast
+    (lambda: snn.AdaptiveAvgPool2d(2), np.arange(16).reshape(1, 1, 4, 4)),  # NumPy: averages of 0
+    (lambda: snn.Dropout(), np.arange(4)),
+])
+def test_integer_inputs_are_refused_where_torch_has_no_integer_kernel(make, x):
+    layer = make()
+    with pytest.raises(TypeError, match=f"{type(layer).__name__}: input must be floating point, got dtype {x.dtype}"):
+        layer(x)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.bool_])
+@pytest.mark.parametrize("twins", [(snn.Sigmoid, torch.nn.Sigmoid), (snn.Tanh, torch.nn.Tanh)])
+def test_sigmoid_and_tanh_make_integers_float32_as_torch(dtype, twins):
+    x = np.array([-3, 0, 1, 2]).astype(dtype)
+    y, yt = twins[0]()(x), twins[1]()(torch.tensor(x))
+    assert y.dtype == np.float32 and yt.dtype == torch.float32
+    np.testing.assert_allclose(y, yt.numpy(), rtol=1e-6)
+
+
+def test_max_pool_pads_integers_with_their_lowest_value_as_torch():
+    x = np.arange(64, dtype=np.int32).reshape(1, 1, 8, 8) - 30
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # -inf cast into an int array warned before
+        y = snn.MaxPool2d(3, stride=2, padding=1)(x)
+    yt = torch.nn.MaxPool2d(3, stride=2, padding=1)(torch.tensor(x))
+    assert y.dtype == np.int32
+    np.testing.assert_array_equal(y, yt.numpy())

@@ -3,7 +3,7 @@ import numpy as np
 
 from scratch import parallel
 from scratch.nn import functional as F
-from scratch.nn.module import Module, check_grad_output
+from scratch.nn.module import Module, check_floating, check_grad_output
 
 
 class ReLU(Module):
@@ -61,6 +61,7 @@ class LeakyReLU(Module):
         self.mask = None  # cache: where x > 0
 
     def forward(self, x):
+        x = check_floating(self, np.asarray(x))
         self.mask = x > 0
         return F.leaky_relu(x, self.negative_slope)
 
@@ -72,6 +73,12 @@ class LeakyReLU(Module):
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
+def _float(x) -> np.ndarray:
+    """Integers and booleans become float32, PyTorch's default dtype, as torch.sigmoid and torch.tanh make them."""
+    x = np.asarray(x)
+    return x if np.issubdtype(x.dtype, np.inexact) else x.astype(np.float32)
+
+
 class Sigmoid(Module):
     r"""y = 1 / (1 + exp(-x));  dL/dx = g * y * (1 - y)."""
 
@@ -80,7 +87,7 @@ class Sigmoid(Module):
         self.out = None  # cache: y
 
     def forward(self, x):
-        self.out = F.sigmoid(x)
+        self.out = F.sigmoid(_float(x))
         return self.out
 
     def backward(self, grad_output):
@@ -95,7 +102,7 @@ class Tanh(Module):
         self.out = None  # cache: y
 
     def forward(self, x):
-        self.out = F.tanh(x)
+        self.out = F.tanh(_float(x))
         return self.out
 
     def backward(self, grad_output):
@@ -112,6 +119,7 @@ class Softmax(Module):
         self.axis = None
 
     def forward(self, x):
+        x = check_floating(self, np.asarray(x))
         dim = F._softmax_dim("softmax", x.ndim) if self.dim is None else self.dim
         self.axis = F._check_dim(dim, x.ndim)
         self.out = F.softmax(x, self.axis)
@@ -135,6 +143,7 @@ class LogSoftmax(Module):
         self.axis = None
 
     def forward(self, x):
+        x = check_floating(self, np.asarray(x))
         dim = F._softmax_dim("log_softmax", x.ndim) if self.dim is None else self.dim
         self.axis = F._check_dim(dim, x.ndim)
         self.out = F.log_softmax(x, self.axis)

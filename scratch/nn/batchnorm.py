@@ -32,7 +32,7 @@ import numpy as np
 
 from scratch.nn.channels import channel_sum, per_channel
 from scratch.nn.linear import check_dtype
-from scratch.nn.module import Module, check_grad_output
+from scratch.nn.module import Module, check_floating, check_grad_output
 from scratch.nn.parameter import Parameter
 
 
@@ -99,8 +99,7 @@ class _BatchNorm(Module):
                 f"{self._get_name()}: input dtype {x.dtype} does not match parameter dtype {dtype}; "
                 f"cast the input or call .to({x.dtype}) on the module"
             )
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{self._get_name()}: input must be floating point, got dtype {x.dtype}")
+        check_floating(self, x)
         m = x.size // self.num_features
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:

@@ -13,7 +13,7 @@ p = 0 and p = 1 too).
 import numpy as np
 
 from scratch import random as _random
-from scratch.nn.module import Module, check_grad_output
+from scratch.nn.module import Module, check_floating, check_grad_output
 
 
 def _check_p(p) -> float:
@@ -54,8 +54,7 @@ class Dropout(Module):
         self.shape = None  # cache: the output's shape
 
     def _multiplier(self, x: np.ndarray) -> np.ndarray:
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{self._get_name()}: input must be floating point, got dtype {x.dtype}")
+        check_floating(self, x)
         keep = dropout_mask(x.shape, self.p, self.generator)
         if self.p == 1:
             return np.zeros(x.shape, dtype=x.dtype)
@@ -102,8 +101,7 @@ class BookDropout(Dropout):
         super().__init__(p, inplace=False, generator=generator)
 
     def _multiplier(self, x: np.ndarray) -> np.ndarray:
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{self._get_name()}: input must be floating point, got dtype {x.dtype}")
+        check_floating(self, x)
         return dropout_mask(x.shape, self.p, self.generator).astype(x.dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from scratch.nn import functional as F
-from scratch.nn.module import Module
+from scratch.nn.module import Module, check_floating
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -59,8 +59,7 @@ class MSELoss(_Loss):
 
     def forward(self, input, target):
         input = np.asarray(input)
-        if not np.issubdtype(input.dtype, np.floating):
-            raise TypeError(f"MSELoss: input must be floating point, got dtype {input.dtype}")
+        check_floating(self, input)
         target = np.asarray(target, dtype=input.dtype)
         if target.shape != input.shape:
             try:
@@ -139,8 +138,7 @@ class CrossEntropyLoss(_Loss):
     def forward(self, input, target):
         input = np.asarray(input)
         target = np.asarray(target)
-        if not np.issubdtype(input.dtype, np.floating):
-            raise TypeError(f"CrossEntropyLoss: input must be floating point, got dtype {input.dtype}")
+        check_floating(self, input)
         if input.ndim == 0:
             raise ValueError("CrossEntropyLoss: input must have at least 1 dimension (C,), got a scalar")
         unbatched = input.ndim == 1

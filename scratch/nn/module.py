@@ -33,6 +33,17 @@ def check_grad_output(module: "Module", grad_output, shape: tuple) -> np.ndarray
     return g
 
 
+def check_floating(module: "Module", x: np.ndarray) -> np.ndarray:
+    """Refuse an integer or boolean input where PyTorch's kernel has no integer version.
+
+    NumPy would compute in the integer dtype and round silently (an average of
+    ints, a 0.01 slope on -100, both 0).
+    """
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{module._get_name()}: input must be floating point, got dtype {x.dtype}")
+    return x
+
+
 class Module:
     training: bool
 

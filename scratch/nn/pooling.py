@@ -11,7 +11,7 @@ import numpy as np
 
 from scratch import parallel
 from scratch.nn.conv import _pair
-from scratch.nn.module import Module, check_grad_output
+from scratch.nn.module import Module, check_floating, check_grad_output
 
 
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
@@ -127,7 +127,8 @@ class MaxPool2d(_Pool2d):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, unbatched = _batched("max_pool2d", x)
         out_size, pads = self._geometry(x)
-        xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, -np.inf)
+        lowest = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min  # integers pool too
+        xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, lowest)
         out = np.empty((xp.shape[0],) + out_size + (xp.shape[3],), dtype=xp.dtype)
 
         def samples(a, b):
@@ -241,6 +242,7 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, unbatched = _batched("avg_pool2d", x)
+        check_floating(self, x)
         out_size, pads = self._geometry(x)
         xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, 0)
         kh, kw = self.kernel_size
@@ -299,6 +301,7 @@ class AdaptiveAvgPool2d(Module):
         x = np.asarray(x)
         if x.ndim not in (3, 4):
             raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(x.shape)}")
+        check_floating(self, x)
         H, W = x.shape[-2:]
         oh, ow = (H if self.output_size[0] is None else self.output_size[0],
                   W if self.output_size[1] is None else self.output_size[1])
