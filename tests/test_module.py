@@ -271,3 +271,21 @@ def test_max_pool_pads_integers_with_their_lowest_value_as_torch():
     yt = torch.nn.MaxPool2d(3, stride=2, padding=1)(torch.tensor(x))
     assert y.dtype == np.int32
     np.testing.assert_array_equal(y, yt.numpy())
+
+
+def test_a_gradient_of_another_shape_or_dtype_is_refused_on_assignment_as_torch():
+    # A (1, 4) gradient for a (3, 4) weight would be broadcast by SGD's and Adam's NumPy updates.
+    p = snn.Parameter(np.zeros((3, 4), np.float32))
+    with pytest.raises(RuntimeError, match=r"assigned grad has data of a different size: grad \(1, 4\)"):
+        p.grad = np.ones((1, 4), np.float32)
+    with pytest.raises(RuntimeError, match="assigned grad has data of a different type: grad float64"):
+        p.grad = np.ones((3, 4))
+    pt = torch.nn.Parameter(torch.zeros(3, 4))
+    with pytest.raises(RuntimeError, match="assigned grad has data of a different size"):
+        pt.grad = torch.ones(1, 4)
+    with pytest.raises(RuntimeError, match="assigned grad has data of a different type"):
+        pt.grad = torch.ones(3, 4, dtype=torch.float64)
+    p.grad = np.ones((3, 4), np.float32)
+    assert p.grad.shape == (3, 4)
+    p.grad = None
+    assert p.grad is None

@@ -10,15 +10,33 @@ class Parameter:
     add to it (as in PyTorch) until ``zero_grad()`` sets it back to ``None``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad")
+    __slots__ = ("data", "_grad", "requires_grad")
 
     def __init__(self, data, requires_grad: bool = True):
         data = np.asarray(data)
         if not np.issubdtype(data.dtype, np.floating):
             raise TypeError(f"Parameter data must be floating point, got dtype {data.dtype}")
         self.data = data
-        self.grad = None
+        self._grad = None
         self.requires_grad = requires_grad
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        # As torch's: a gradient of another shape would be broadcast by the optimizers' NumPy updates
+        # (a (1, n) gradient for an (m, n) weight moved every row alike), one of another dtype mixed in.
+        if value is not None:
+            value = np.asarray(value)
+            if value.shape != self.data.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: grad {value.shape}, "
+                                   f"parameter {self.data.shape}")
+            if value.dtype != self.data.dtype:
+                raise RuntimeError(f"assigned grad has data of a different type: grad {value.dtype}, "
+                                   f"parameter {self.data.dtype}")
+        self._grad = value
 
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
