@@ -31,11 +31,13 @@ class Parameter:
         if value is not None:
             value = np.asarray(value)
             if value.shape != self.data.shape:
-                raise RuntimeError(f"assigned grad has data of a different size: grad {value.shape}, "
-                                   f"parameter {self.data.shape}")
+                raise RuntimeError(f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of "
+                                   f"size '{list(self.data.shape)}'. Please ensure that the gradient and the tensor "
+                                   "are the same size")
             if value.dtype != self.data.dtype:
-                raise RuntimeError(f"assigned grad has data of a different type: grad {value.dtype}, "
-                                   f"parameter {self.data.dtype}")
+                raise RuntimeError(f"attempting to assign a gradient with dtype '{value.dtype}' to a tensor with "
+                                   f"dtype '{self.data.dtype}'. Please ensure that the gradient and the tensor "
+                                   "have the same dtype")
         self._grad = value
 
     shape = property(lambda self: self.data.shape)
