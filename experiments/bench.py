@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from experiments.report import REPORTS, atomic_dir, environment, environment_markdown, markdown_table
+from experiments.runner import at_least
 from experiments.threads import get_threads, threads
 from scratch.parallel import blas_threads
 
@@ -322,11 +323,11 @@ def profile_scratch(case: Case, batch: int, repeats: int) -> list:
 
 # -- the command --------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch", type=int, default=100, help="batch size (default 100)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--batch", type=at_least(1), default=100, help="batch size (default 100)")
+    parser.add_argument("--threads", type=at_least(1), default=None,
                         help="threads for each twin, torch and NumPy's OpenBLAS alike (default: torch's default)")
-    parser.add_argument("--repeats", type=int, default=21, help="timed rounds per case; medians reported")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls of each twin first")
+    parser.add_argument("--repeats", type=at_least(1), default=21, help="timed rounds per case; medians reported")
+    parser.add_argument("--warmup", type=at_least(0), default=3, help="untimed calls of each twin first")
     parser.add_argument("--only", nargs="*", default=None, help="case names containing any of these words")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--quick", action="store_true",
@@ -340,7 +341,11 @@ def main(args) -> int:
     n_threads = args.threads or torch.get_num_threads()
     cases = all_cases()
     if args.only:
-        cases = [c for c in cases if any(w.lower() in c.name.lower() for w in args.only)]
+        chosen = [c for c in cases if any(w.lower() in c.name.lower() for w in args.only)]
+        if not chosen:  # rather than an empty report in place of the last one
+            raise SystemExit(f"experiments bench: --only {' '.join(args.only)} matches no case; the cases are: "
+                             + ", ".join(c.name for c in cases))
+        cases = chosen
     rows, profiles = [], {}
     with threads(n_threads):
         used = get_threads()

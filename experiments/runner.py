@@ -248,13 +248,13 @@ def add_run_arguments(parser) -> None:
                         help="lockstep: shared seed, weights and batches (default); independent: each twin "
                              "its own initialisation and random numbers over --seeds seeds; both")
     parser.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
-    parser.add_argument("--seeds", type=_positive_int, default=3,
+    parser.add_argument("--seeds", type=at_least(1), default=3,
                         help="independent mode: number of seeds, --seed, --seed+1, ... (default 3)")
     parser.add_argument("--dtype", choices=DTYPES, default="float64", help="both twins' dtype (default float64)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="the torch twin's device; cuda falls back to cpu with a warning (default cpu)")
     parser.add_argument("--out", type=Path, default=REPORTS, help=f"reports folder (default {REPORTS})")
-    parser.add_argument("--threads", type=_positive_int, default=1,
+    parser.add_argument("--threads", type=at_least(1), default=1,
                         help="threads for each twin (torch's pool; scratch's batch parts, OpenBLAS kept to one "
                              "thread); the twins take turns, and a spinning thread pool slows the other twin "
                              "down (default 1)")
@@ -262,14 +262,19 @@ def add_run_arguments(parser) -> None:
                         help="override a setting of the profile, e.g. --set iterations=500 (repeatable)")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (the commands' counts and sizes)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive integer, got {text!r}" if minimum == 1
+                else f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
 
 
 def parse_overrides(items) -> dict:

@@ -2,6 +2,7 @@
 import csv
 
 import numpy as np
+import pytest
 
 from experiments import bench
 from experiments.__main__ import main
@@ -51,3 +52,24 @@ def test_matmul_flops_of_simpleconvnet():
 
 def test_memory_child_reports_bytes():
     assert bench.memory_child("Linear 784->100", "scratch", 2, 1) >= 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "0"], "argument --threads: expected a positive integer, got '0'"),
+    (["--batch", "-2"], "argument --batch: expected a positive integer"),
+    (["--repeats", "0"], "argument --repeats: expected a positive integer"),
+    (["--warmup", "-1"], "argument --warmup: expected an integer >= 0, got '-1'"),
+])
+def test_bad_counts_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--quick", *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_only_matching_nothing_leaves_the_last_report_alone(tmp_path):
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / "report.md").write_text("the last report")
+    with pytest.raises(SystemExit, match="--only Linaer matches no case; the cases are: Linear 784->100"):
+        main(["bench", "--quick", "--only", "Linaer", "--out", str(out)])
+    assert (out / "report.md").read_text() == "the last report"
