@@ -212,7 +212,7 @@ def test_linear_without_input_grad_still_fills_parameter_gradients():
 
 
 _SHAPE_CHECKED = {
-    "ReLU": (lambda: snn.ReLU(), (4, 3, 8, 8)), "LeakyReLU": (lambda: snn.LeakyReLU(), (4, 6)),
+    "Linear": (lambda: snn.Linear(6, 5), (4, 2, 6)), "ReLU": (lambda: snn.ReLU(), (4, 3, 8, 8)), "LeakyReLU": (lambda: snn.LeakyReLU(), (4, 6)),
     "Sigmoid": (lambda: snn.Sigmoid(), (4, 6)), "Tanh": (lambda: snn.Tanh(), (4, 6)),
     "Softmax": (lambda: snn.Softmax(dim=1), (4, 6)), "LogSoftmax": (lambda: snn.LogSoftmax(dim=1), (4, 6)),
     "Conv2d": (lambda: snn.Conv2d(3, 5, 3), (4, 3, 8, 8)), "Conv2d unbatched": (lambda: snn.Conv2d(3, 5, 3), (3, 8, 8)),

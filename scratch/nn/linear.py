@@ -54,6 +54,7 @@ class Linear(Module):
         self.reset_parameters(generator)
         self.needs_input_grad = True
         self.x = None  # cache: the input, flattened to (M, in_features)
+        self.output_shape = None  # cache
 
     def reset_parameters(self, generator=None) -> None:
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
@@ -79,13 +80,12 @@ class Linear(Module):
                 out[start:stop] += b
 
         parallel.parts(rows, xm.shape[0], nbytes=xm.nbytes + w.nbytes, blas=True)
-        return out.reshape(x.shape[:-1] + (self.out_features,))
+        self.output_shape = x.shape[:-1] + (self.out_features,)
+        return out.reshape(self.output_shape)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        grad_output = check_grad_output(self, grad_output, self.output_shape)
         g, x, w = grad_output.reshape(-1, self.out_features), self.x, self.weight.data
-        if g.shape[0] != x.shape[0]:
-            raise ValueError(f"Linear.backward: grad_output must have shape (*, {self.out_features}) with "
-                             f"{x.shape[0]} rows in all, got {grad_output.shape}")
         # Split over the input features (columns of dW and x), so that no part needs another's sum.
         dw = np.empty(w.shape, dtype=np.result_type(g, x))
         parallel.parts(lambda a, b: np.matmul(g.T, x[:, a:b], out=dw[:, a:b]), x.shape[1],
