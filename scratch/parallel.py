@@ -258,7 +258,7 @@ class blas_threads:
     """``with blas_threads(n):`` OpenBLAS on ``n`` threads inside the block, set back after it.
 
     A class rather than a generator-based context manager: that one costs
-    ~2 us a use, and every layer call enters one.
+    ~2 us a use, and every call of a layer with a matrix product enters one.
     """
 
     def __init__(self, n: int):
