@@ -157,3 +157,19 @@ def test_filter_grid_twins_agree(kwargs):
     g_s, g_t = S.filter_grid(d.layers.Conv3.weight.data, **kwargs), T.filter_grid(td.layers.Conv3.weight, **kwargs)
     assert g_s.shape == tuple(g_t.shape) == (16,) + g_s.shape[1:]
     assert compare_arrays("grid", g_s, g_t).max_abs <= 1e-6
+
+
+def test_accuracy_takes_labels_or_one_hot_rows_and_refuses_what_numpy_would_broadcast():
+    from scratch.models.multilayer import MultiLayerNet
+    from torch_ref.models.multilayer import MultiLayerNet as TorchMultiLayerNet
+
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((6, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, 6)
+    twins = ((S.SimpleConvNet(generator=rng), x, np.asarray), (T.SimpleConvNet(), torch.tensor(x), torch.tensor),
+             (MultiLayerNet(784, [20], 10, generator=rng), x.reshape(6, -1), np.asarray),
+             (TorchMultiLayerNet(784, [20], 10), torch.tensor(x.reshape(6, -1)), torch.tensor))
+    for net, xs, to in twins:
+        assert net.accuracy(xs, to(t)) == net.accuracy(xs, to(np.eye(10, dtype=np.float32)[t]))
+        for bad in (t[:1], t[:, None], t[:5]):  # (1,) and (N, 1) broadcast or argmax silently; (5,) fails late
+            with pytest.raises(ValueError, match=r"accuracy: t must be 6 class labels, shape \(6,\), or one-hot"):
+                net.accuracy(xs, to(bad))

@@ -19,6 +19,7 @@ from collections import OrderedDict
 import numpy as np
 
 from scratch import random as _random
+from scratch.models import share_correct
 from scratch.nn import Conv2d, CrossEntropyLoss, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential
 from scratch.nn.dropout import Dropout
 
@@ -51,13 +52,10 @@ class _BookConvNet(Module):
         was_training = self.training
         self.eval()
         try:
-            y = np.concatenate([np.argmax(self(x[i:i + batch_size]), axis=1)
-                                for i in range(0, len(x), batch_size)])
+            scores = np.concatenate([self(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
         finally:
             self.train(was_training)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
-        return float(np.mean(y == t))
+        return share_correct(np.argmax(scores, axis=1), t, scores.shape[1])
 
     def convolutions(self) -> list:
         """The Conv2d layers, first to last (``filter_grid(net.convolutions()[0])`` pictures the first)."""

@@ -22,6 +22,7 @@ from collections import OrderedDict
 import numpy as np
 
 from scratch import random as _random
+from scratch.models import share_correct
 from scratch.nn import CrossEntropyLoss, Linear, Module, ReLU, Sequential, Sigmoid, Tanh
 from scratch.nn.batchnorm import BatchNorm1d, BookBatchNorm
 from scratch.nn.dropout import BookDropout, Dropout
@@ -130,12 +131,10 @@ class MultiLayerNetExtend(Module):
         was_training = self.training
         self.eval()
         try:
-            y = np.argmax(self(x), axis=1)
+            scores = self(x)
         finally:
             self.train(was_training)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
-        return float(np.mean(y == t))
+        return share_correct(np.argmax(scores, axis=1), t, scores.shape[1])
 
     def extra_repr(self) -> str:
         return f"weight_decay_lambda={self.weight_decay_lambda}" if self.weight_decay_lambda else ""

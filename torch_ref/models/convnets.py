@@ -14,6 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
+from torch_ref.models import share_correct
 from torch_ref.nn import NumpyDropout, torch_dtype
 
 
@@ -31,12 +32,10 @@ class _BookConvNet(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            y = torch.cat([self(x[i:i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
+            scores = torch.cat([self(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
         finally:
             self.train(was_training)
-        if t.ndim != 1:
-            t = t.argmax(dim=1)
-        return float((y == t).double().mean())
+        return share_correct(scores.argmax(dim=1), t, scores.shape[1])
 
     def convolutions(self) -> list:
         return [m for m in self.layers if isinstance(m, nn.Conv2d)]

@@ -16,6 +16,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from torch_ref.models import share_correct
 from torch_ref.nn import NumpyDropout, torch_dtype
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
@@ -104,12 +105,10 @@ class MultiLayerNetExtend(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            y = self(x).argmax(dim=1)
+            scores = self(x)
         finally:
             self.train(was_training)
-        if t.ndim != 1:
-            t = t.argmax(dim=1)
-        return float((y == t).double().mean())
+        return share_correct(scores.argmax(dim=1), t, scores.shape[1])
 
     def extra_repr(self) -> str:
         return f"weight_decay_lambda={self.weight_decay_lambda}" if self.weight_decay_lambda else ""
