@@ -116,3 +116,15 @@ def test_mnist_dir_checks(tmp_path):
     idx.write_torchvision_layout(tmp_path / "c", bad)
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: expected uint8 images \(N, 28, 28\)"):
         idx.read_mnist_dir(tmp_path / "c")
+
+
+def test_the_data_command_reports_a_missing_or_bad_idx_folder_in_one_line(tmp_path, capsys):
+    from experiments.__main__ import main
+
+    with pytest.raises(SystemExit, match=r"experiments data: error: .*: no train-images-idx3-ubyte"):
+        main(["data", "--root", str(tmp_path / "cache"), "--idx", str(tmp_path)])
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (tmp_path / name).write_bytes(b"\x00\x00\x08")  # truncated headers
+    with pytest.raises(SystemExit, match=r"experiments data: error: .*-ubyte: "):
+        main(["data", "--root", str(tmp_path / "cache"), "--idx", str(tmp_path)])

@@ -37,6 +37,13 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    try:
+        return _main(args)
+    except (OSError, ValueError, RuntimeError) as e:  # a missing folder, a bad file, no network: one line, not a traceback
+        raise SystemExit(f"experiments data: error: {e}") from None
+
+
+def _main(args) -> int:
     from experiments.data import mnist
 
     start = time.perf_counter()
