@@ -23,7 +23,8 @@ CHECKS = ("torch float64", "torch float32", "numerical float64")
 def add_arguments(parser):
     parser.add_argument("--layers", nargs="+", metavar="NAME",
                         help="layers to check (default: all); valid: " + ", ".join(layer_cases.CASES))
-    parser.add_argument("--configs", type=at_least(1), default=10, help="random configurations per layer and check (10)")
+    parser.add_argument("--configs", type=at_least(1), default=10,
+                        help="random configurations per layer and check (10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random configurations (0)")
     parser.add_argument("--out", default=str(REPORTS), help="reports folder (default: reports/)")
 

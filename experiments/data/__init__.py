@@ -39,7 +39,7 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     try:
         return _main(args)
-    except (OSError, ValueError, RuntimeError) as e:  # a missing folder, a bad file, no network: one line, not a traceback
+    except (OSError, ValueError, RuntimeError) as e:  # a missing folder, a bad file, no network: one line
         raise SystemExit(f"experiments data: error: {e}") from None
 
 
