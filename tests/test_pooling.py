@@ -124,3 +124,38 @@ def test_repr_matches_torch():
                  (snn.AdaptiveAvgPool2d((3, None)), torch.nn.AdaptiveAvgPool2d((3, None))),
                  (snn.AdaptiveAvgPool2d(5), torch.nn.AdaptiveAvgPool2d(5))]:
         assert repr(s) == repr(t)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_maxpool_return_indices_match_torch(seed):
+    # Small integers make ties; NaN and -inf (some windows all -inf, next to -inf padding) on some seeds.
+    rng = np.random.default_rng(seed)
+    k, d = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+    cfg = dict(kernel_size=k, stride=int(rng.integers(1, 4)), padding=int(rng.integers(0, k // 2 + 1)), dilation=d,
+               ceil_mode=bool(seed % 2), return_indices=True)
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(d * (k - 1) + 1, 9)),
+             int(rng.integers(d * (k - 1) + 1, 9)))
+    dtype = [np.float64, np.float32, np.int32][seed % 3]
+    x = rng.integers(-2, 3, shape).astype(dtype)
+    if dtype != np.int32 and seed % 4 == 0:
+        x[rng.random(shape) < 0.1] = np.nan
+    if dtype != np.int32 and seed % 5 == 0:
+        x[rng.random(shape) < 0.4] = -np.inf
+    if seed % 6 == 0:
+        x = x[0]  # unbatched (C, H, W)
+    y, indices = snn.MaxPool2d(**cfg)(x)
+    yt, it = torch.nn.MaxPool2d(**cfg)(torch.tensor(x))
+    assert indices.dtype == np.int64
+    np.testing.assert_array_equal(indices, it.numpy())
+    np.testing.assert_array_equal(y, yt.numpy())
+
+
+def test_maxpool_with_indices_backpropagates_the_output_gradient_as_torch():
+    rng = np.random.default_rng(1)
+    x = rng.integers(-2, 3, (2, 3, 7, 6)).astype(np.float64)
+    g = rng.standard_normal((2, 3, 4, 4))
+    pool = snn.MaxPool2d(2, padding=1, return_indices=True)
+    pool(x)
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.MaxPool2d(2, padding=1, return_indices=True)(xt)[0].backward(torch.tensor(g))
+    np.testing.assert_array_equal(pool.backward(g), xt.grad.numpy())

@@ -90,6 +90,11 @@ def _one(pair):
     return pair[0] if pair[0] == pair[1] else pair
 
 
+def _lowest(dtype):
+    """MaxPool's padding value: -inf, or an integer dtype's least value (integers pool too, as in torch)."""
+    return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+
+
 def _pad_nhwc(xt: np.ndarray, pads, value) -> np.ndarray:
     """Pad a channels-last (N, H, W, C) view; no copy when there is nothing to pad."""
     top, bottom, left, right = pads
@@ -115,20 +120,21 @@ class MaxPool2d(_Pool2d):
     that was its maximum; with ties, the first in the window's row-major scan
     (a NaN counts as the maximum), which is the index PyTorch's kernel picks.
     Overlapping windows add their gradients.
+
+    return_indices: forward returns (out, indices), indices (int64, out's
+    shape) holding for each output the flat position h * W + w of that element
+    in its (H, W) input plane, as torch's.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
-        if return_indices:
-            raise NotImplementedError("MaxPool2d: return_indices=True is not implemented")
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
-        self.return_indices = False
+        self.return_indices = bool(return_indices)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, unbatched = _batched("max_pool2d", x)
         out_size, pads = self._geometry(x)
-        lowest = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min  # integers pool too
-        xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, lowest)
+        xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, _lowest(x.dtype))
         out = np.empty((xp.shape[0],) + out_size + (xp.shape[3],), dtype=xp.dtype)
 
         def samples(a, b):
@@ -140,12 +146,41 @@ class MaxPool2d(_Pool2d):
 
         parallel.parts(samples, xp.shape[0], nbytes=xp.nbytes)
         self.cache = (xp, out, pads, out_size, unbatched)
-        out = out.transpose(0, 3, 1, 2)
-        return out[0] if unbatched else out
+        result = out.transpose(0, 3, 1, 2)
+        result = result[0] if unbatched else result
+        return (result, self._indices(x.shape[3])) if self.return_indices else result
+
+    def _indices(self, W: int) -> np.ndarray:
+        """Per output, h * W + w of the input element its routes pick (torch's return_indices)."""
+        xp, out, pads, out_size, unbatched = self.cache
+        (sh, sw), (dh, dw), kw = self.stride, self.dilation, self.kernel_size[1]
+        top, left = pads[0], pads[2]
+        h0, w0 = np.arange(out_size[0]) * sh - top, np.arange(out_size[1]) * sw - left
+        indices = np.zeros(out.shape, dtype=np.int64)
+        for k, route in enumerate(self._routes(xp, out, pads, out_size)):
+            p, q = divmod(k, kw)
+            indices += route * ((h0[:, None] + p * dh) * W + (w0 + q * dw))[:, :, None]  # one route per window
+        indices = indices.transpose(0, 3, 1, 2)
+        return indices[0] if unbatched else indices
 
     def _taps(self, a: np.ndarray, out_size) -> list:
         kh, kw = self.kernel_size
         return [_tap(a, p, q, self.stride, self.dilation, out_size) for p in range(kh) for q in range(kw)]
+
+    def _routes(self, xp: np.ndarray, out: np.ndarray, pads, out_size) -> list:
+        """For each kernel tap, the windows where it holds the element PyTorch's scan picks (one tap a window)."""
+        taps = self._taps(xp, out_size)
+        routes = [tap == out for tap in taps]  # contiguous booleans: the mask arithmetic below is cheap
+        top, bottom, left, right = pads
+        if (top or bottom or left or right) and (out == _lowest(out.dtype)).any():
+            # A window whose maximum is the padding value (-inf) equals its padding too; PyTorch's scan never
+            # looks at the padding, so its first in-bounds element is the one picked.
+            _, Hp, Wp, _ = xp.shape
+            inside = _pad_nhwc(np.ones((1, Hp - top - bottom, Wp - left - right, 1), dtype=bool), pads, False)
+            for route, tap in zip(routes, self._taps(inside, out_size)):
+                route &= tap
+        self._keep_first(routes, taps, out)
+        return routes
 
     @staticmethod
     def _keep_first(masks, taps, out) -> None:
@@ -180,15 +215,7 @@ class MaxPool2d(_Pool2d):
 
         def samples(a, b):
             ga = np.ascontiguousarray(g[a:b], dtype=out.dtype)  # the forward's layout: the passes run in memory order
-            taps = self._taps(xp[a:b], out_size)
-            routes = [tap == out[a:b] for tap in taps]  # contiguous booleans: the mask arithmetic below is cheap
-            if (top or bottom or left or right) and np.isneginf(out[a:b]).any():
-                # A window whose maximum is -inf equals its -inf padding too; PyTorch's scan never looks at
-                # the padding, so its first in-bounds element keeps the gradient.
-                inside = _pad_nhwc(np.ones((1, Hp - top - bottom, Wp - left - right, 1), dtype=bool), pads, False)
-                for route, tap in zip(routes, self._taps(inside, out_size)):
-                    route &= tap
-            self._keep_first(routes, taps, out[a:b])
+            routes = self._routes(xp[a:b], out[a:b], pads, out_size)
             for tap, route in zip(self._taps(dxp[a:b], out_size), routes):
                 if tiled:
                     np.multiply(ga, route, out=tap)
