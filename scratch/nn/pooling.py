@@ -11,6 +11,7 @@ import numpy as np
 
 from scratch import parallel
 from scratch.nn.conv import _pair
+from scratch.nn.im2col import pad_channels_last
 from scratch.nn.module import Module, check_floating, check_grad_output
 
 
@@ -96,14 +97,10 @@ def _lowest(dtype):
 
 
 def _pad_nhwc(xt: np.ndarray, pads, value) -> np.ndarray:
-    """Pad a channels-last (N, H, W, C) view; no copy when there is nothing to pad."""
-    top, bottom, left, right = pads
-    if not (top or bottom or left or right):
+    """Pad a channels-last (N, H, W, C) view (im2col's padding); no copy when there is nothing to pad."""
+    if not any(pads):
         return xt
-    N, H, W, C = xt.shape
-    out = np.full((N, top + H + bottom, left + W + right, C), value, dtype=xt.dtype)
-    out[:, top:top + H, left:left + W] = xt
-    return out
+    return pad_channels_last(xt.transpose(0, 3, 1, 2), pads, value)
 
 
 class MaxPool2d(_Pool2d):
