@@ -201,3 +201,110 @@ def _upstream(grad_output, out, seed):
 def worst(records) -> ErrorRecord:
     """The record with the largest scaled error."""
     return max(records, key=lambda r: r.scaled)
+
+
+# -- nearest-neighbour sampling -------------------------------------------------
+# docs/design.md, "Machine independence": where an output pixel's source coordinate
+# lies within a few ulps of a rounding tie, which neighbour it takes depends on how
+# the machine rounded the grid (torch's grid is a BLAS product: fused multiply-adds
+# on one CPU, separate roundings on another). Such pixels are counted and reported;
+# every other pixel must be equal.
+@dataclass
+class SamplingRecord:
+    """Nearest-neighbour sampling of two twins compared pixel by pixel, rounding ties apart."""
+
+    tensor: str
+    values: int  # output values compared
+    ties: int  # values whose source coordinate lies within `band` pixels of a rounding tie
+    ties_differ: int  # of those, values where the twins took different neighbours
+    unexplained: int  # tie values that are no neighbour's value in either twin (never expected)
+    differ: int  # values away from every tie that differ (must be 0)
+    where: tuple  # the first value that differs away from the ties, or is unexplained
+    band: float  # in pixels
+
+    @property
+    def ok(self) -> bool:
+        return self.differ == 0 and self.unexplained == 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (f"{self.tensor}: {self.differ} of {self.values} values differ away from rounding ties, "
+                f"{self.ties} values lie within {self.band:.1e} px of a tie ({self.ties_differ} of them "
+                f"differ, {self.unexplained} unexplained)" + (f"; first difference at {self.where}"
+                                                              if not self.ok else ""))
+
+
+def source_coordinates(theta, height: int, width: int):
+    """Exact (float64) source coordinates ``(ix, iy)``, each ``(N, H, W)``, of every output pixel.
+
+    ``theta``: ``(N, 2, 3)`` inverse affine matrices as the sampler received them
+    (rounded to its dtype). Pixel ``(i, j)`` has its centre at ``x = j - (W - 1) / 2``,
+    ``y = i - (H - 1) / 2``; ``affine_grid`` + ``grid_sample(align_corners=False)``
+    read it from ``ix = theta[0] . (x, y, 1) + (W - 1) / 2`` and likewise ``iy``.
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    x = (np.arange(width) - (width - 1) / 2)[None, None, :]
+    y = (np.arange(height) - (height - 1) / 2)[None, :, None]
+    t = theta[:, :, :, None, None]
+    ix = t[:, 0, 0] * x + t[:, 0, 1] * y + t[:, 0, 2] + (width - 1) / 2
+    iy = t[:, 1, 0] * x + t[:, 1, 1] * y + t[:, 1, 2] + (height - 1) / 2
+    return ix, iy
+
+
+def compare_nearest(name: str, ours, reference, image, ix, iy, fill=None, ulps: int = 8) -> SamplingRecord:
+    """Compare two nearest-neighbour warps of ``image``, away from rounding ties exactly.
+
+    Args:
+        ours, reference: ``(N, C, H', W')`` outputs.
+        image: ``(N, C, H, W)`` the input both sampled.
+        ix, iy: ``(N, H', W')`` exact source coordinates (:func:`source_coordinates`).
+        fill: the value read outside the image (None: 0; a number or one per channel).
+        ulps: half-width of the tie band, in ulps of the sampling dtype at the image's
+            size (float32 for integer images): ``band = ulps * eps * max(H, W)`` pixels.
+
+    A value is "at a tie" when a source coordinate lies within ``band`` of ``k + 1/2``;
+    there either neighbour is a correct answer, and both twins must give one of them.
+    """
+    a, b, img = _numpy(ours).astype(np.float64), _numpy(reference).astype(np.float64), _numpy(image)
+    if a.shape != b.shape or a.ndim != 4 or img.ndim != 4 or a.shape[:2] != img.shape[:2]:
+        raise ValueError(f"{name}: expected ours and reference (N, C, H', W') and image (N, C, H, W) of the same "
+                         f"N and C, got {a.shape}, {b.shape} and {img.shape}")
+    if np.shape(ix) != (a.shape[0],) + a.shape[2:] or np.shape(iy) != np.shape(ix):
+        raise ValueError(f"{name}: ix and iy must have shape {(a.shape[0],) + a.shape[2:]}, got "
+                         f"{np.shape(ix)} and {np.shape(iy)}")
+    n, c, h, w = img.shape
+    work = img.dtype if np.issubdtype(img.dtype, np.floating) else np.dtype(np.float32)
+    band = ulps * float(np.finfo(work).eps) * max(h, w)
+    outside = np.zeros((1, c, 1, 1)) if fill is None else np.broadcast_to(
+        np.asarray(fill, dtype=np.float64).reshape(1, -1, 1, 1), (1, c, 1, 1))
+    flat = img.reshape(n, c, h * w).astype(np.float64)
+
+    def neighbours(coord):
+        low = np.floor(coord)
+        tie = np.abs(coord - low - 0.5) <= band
+        return (np.where(tie, low, np.rint(coord)), np.where(tie, low + 1, np.rint(coord))), tie
+
+    xs, tie_x = neighbours(np.asarray(ix, dtype=np.float64))
+    ys, tie_y = neighbours(np.asarray(iy, dtype=np.float64))
+    candidates = []
+    for xc in xs:
+        for yc in ys:
+            inside = ((xc >= 0) & (xc <= w - 1) & (yc >= 0) & (yc <= h - 1))[:, None]
+            index = (np.where(inside[:, 0], yc, 0) * w + np.where(inside[:, 0], xc, 0)).astype(np.intp)
+            picked = np.take_along_axis(flat, index.reshape(n, 1, -1), axis=2).reshape(a.shape)
+            candidates.append(np.where(inside, picked, outside))
+    tie = np.broadcast_to((tie_x | tie_y)[:, None], a.shape)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    explained = np.zeros(a.shape, dtype=bool)
+    for v in candidates:
+        explained |= (a == v) | (np.isnan(a) & np.isnan(v))
+    for_ref = np.zeros(a.shape, dtype=bool)
+    for v in candidates:
+        for_ref |= (b == v) | (np.isnan(b) & np.isnan(v))
+    bad_off = ~same & ~tie
+    bad_tie = tie & ~(explained & for_ref)
+    bad = np.argwhere(bad_off | bad_tie)
+    return SamplingRecord(name, int(a.size), int(tie.sum()), int((tie & ~same).sum()), int(bad_tie.sum()),
+                          int(bad_off.sum()), tuple(int(i) for i in bad[0]) if len(bad) else (), band)

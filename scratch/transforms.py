@@ -22,7 +22,8 @@ same parameters:
 
 The grid is computed in the image's floating dtype (float32 for integer images)
 with the same steps as torchvision's ``_affine_grid`` + ``grid_sample``, so that
-nearest sampling rounds on the same side. Images are ``(C, H, W)`` or
+nearest sampling rounds on the same side, exact rounding ties aside (see
+:func:`_source_coordinates`). Images are ``(C, H, W)`` or
 ``(N, C, H, W)``; the parameters are one value for all images or one per image
 (shape ``(N,)``, translate ``(N, 2)``), and the warp is vectorised over the batch.
 """
@@ -60,11 +61,14 @@ def _source_coordinates(matrices: np.ndarray, height: int, width: int, dtype):
     """Input pixel coordinates (ix, iy), each (N, H, W), that every output pixel reads.
 
     torchvision normalises the grid to [-1, 1] (``_affine_grid``) and ``grid_sample``
-    maps it back: ``ix = (g + 1) * W / 2 - 0.5``. The same steps in the same dtype
-    round alike, so nearest sampling picks the same pixel even on exact ties
-    (which 45-degree turns produce). The grid is a 3-term batched matmul
-    ``g = x * a + y * b + c`` that BLAS evaluates as ``fma(y, b, x * a) + c``,
-    and so do we (see :func:`_fma32`).
+    maps it back: ``ix = (g + 1) * W / 2 - 0.5``, with ``g = x * a + y * b + c``.
+    The same steps in the same dtype round alike, so nearest sampling picks the
+    same pixel except where the exact coordinate lies within a few ulps of a
+    rounding tie (``k + 1/2``): there the side depends on how the machine rounds
+    ``g``. torch computes it as a BLAS product, with fused multiply-adds on one
+    CPU and separate roundings on another (docs/design.md, "Machine
+    independence"), so no one formula matches torch on every machine. We round
+    each operation once, as NumPy does everywhere, and the tests count the ties.
     """
     theta = matrices.astype(dtype)  # (N, 2, 3)
     half = np.array([0.5 * width, 0.5 * height], dtype=dtype)
@@ -76,35 +80,9 @@ def _source_coordinates(matrices: np.ndarray, height: int, width: int, dtype):
         a = rescaled[:, 0, k, None, None]
         b = rescaled[:, 1, k, None, None]
         c = rescaled[:, 2, k, None, None]
-        xa = xs[None, :] * a
-        g = (_fma32(ys[:, None], b, xa) if dtype == np.float32 else ys[:, None] * b + xa) + c
+        g = (xs[None, :] * a + ys[:, None] * b) + c
         coords.append((g + dtype.type(1)) * dtype.type(size / 2) - dtype.type(0.5))
     return coords
-
-
-def _fma32(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """x * y + z for float32 arrays, rounded once (a fused multiply-add).
-
-    x * y is exact in float64, and rounding the float64 sum s to float32 is right
-    except when s lies exactly half-way between two float32 values (its 29 low
-    mantissa bits are 1000...0) and the sum was itself rounded: then the lost
-    part e (Knuth's two-sum) decides the side. Such ties are common in image
-    warps (quarter turns of odd-by-even images), so they are worth getting right.
-    """
-    shape = np.broadcast_shapes(x.shape, y.shape, z.shape)
-    p = np.broadcast_to(x.astype(np.float64) * y.astype(np.float64), shape)
-    q = np.broadcast_to(z.astype(np.float64), shape)
-    s = p + q
-    r = s.astype(np.float32)
-    tie = (s.view(np.int64) & 0x1FFFFFFF) == 0x10000000
-    if tie.any():
-        p, q, s, rt = p[tie], q[tie], s[tie], r[tie]
-        bb = s - p
-        e = (p - (s - bb)) + (q - bb)  # p + q == s + e exactly
-        rt = np.where((e > 0) & (rt < s), np.nextafter(rt, np.float32(np.inf)), rt)
-        rt = np.where((e < 0) & (rt > s), np.nextafter(rt, np.float32(-np.inf)), rt)
-        r[tie] = rt
-    return r
 
 
 def _gather(flat: np.ndarray, iy: np.ndarray, ix: np.ndarray, width: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples run as written, offline (see conftest.small_mnist)."""
 import re
 from pathlib import Path
 
@@ -13,5 +13,6 @@ def test_readme_has_examples():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_example_runs(index):
+def test_readme_example_runs(index, small_mnist):
+    """Each block runs as written; MNIST is a small generated cache (no download, no real data needed)."""
     exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), {"__name__": "readme"})

@@ -66,6 +66,41 @@ def rotate(img: torch.Tensor, angle, interpolation="nearest", center=None, fill=
     return _apply(one, img, n, [_per_image(angle, n)])
 
 
+def _inverse_affine_matrix():
+    """torchvision's own ``_get_inverse_affine_matrix`` (private: looked up where each release keeps it)."""
+    from torchvision.transforms.v2.functional import _geometry
+
+    found = getattr(_geometry, "_get_inverse_affine_matrix", None)
+    if found is None:
+        from torchvision.transforms.functional import _get_inverse_affine_matrix as found
+    return found
+
+
+def sampling_matrices(img: torch.Tensor, angle, translate=(0.0, 0.0), scale=1.0, shear=(0.0, 0.0), center=None,
+                      rotation: bool = False) -> np.ndarray:
+    """The ``(N, 2, 3)`` inverse matrices torchvision's grid sampler receives, one per image.
+
+    Computed by torchvision's own ``_get_inverse_affine_matrix`` with the arguments
+    :func:`affine` (or, with ``rotation``, :func:`rotate`) passes it, and rounded to
+    the sampler's dtype (the image's, float32 for integer images) as torchvision
+    rounds ``theta``; returned as float64. With them,
+    ``experiments.compare.source_coordinates`` gives each pixel's exact source.
+    """
+    n = _count(img)
+    height, width = img.shape[-2:]
+    dtype = img.dtype if img.is_floating_point() else torch.float32
+    if isinstance(shear, numbers.Number):
+        shear = (shear, 0.0)
+    center_f = [0.0, 0.0] if center is None else [c - s * 0.5 for c, s in zip(center, [width, height])]
+    inverse = _inverse_affine_matrix()
+    mats = []
+    for a, t, s, sh in zip(_per_image(angle, n), _per_image(translate, n, 2), _per_image(scale, n),
+                           _per_image(shear, n, 2)):
+        m = inverse(center_f, -(a % 360), [0.0, 0.0], 1.0, [0.0, 0.0]) if rotation else inverse(center_f, a, t, s, sh)
+        mats.append(torch.tensor(m, dtype=dtype).reshape(2, 3).double().numpy())
+    return np.stack(mats)
+
+
 def _degrees_range(degrees):
     if isinstance(degrees, numbers.Number):
         if degrees < 0:
