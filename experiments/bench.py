@@ -44,7 +44,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from experiments.report import REPORTS, atomic_dir, environment, environment_markdown, markdown_table
+from experiments.report import atomic_dir, runs_dir, environment, environment_markdown, markdown_table
 from experiments.runner import at_least
 from experiments.threads import get_threads, threads
 from scratch.parallel import blas_threads
@@ -332,7 +332,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: batch 2, 2 repeats, 1 warm-up, no memory, short profile")
-    parser.add_argument("--out", default=str(REPORTS / "bench"), help="report folder (default reports/bench)")
+    parser.add_argument("--out", default=None, help="report folder (default runs/bench, ignored by git; "
+                                                    "--out reports/bench regenerates the reference)")
 
 
 def main(args) -> int:
@@ -410,7 +411,7 @@ def write_report(args, rows, profiles, rates, used, env) -> None:
     columns = ["case", "kind", "notes", "scratch_ms", "torch_ms", "ratio", "target", "scratch_best_ms",
                "torch_best_ms", "best_ratio", "ratio_1_thread", "gflop", "roofline_ms",
                "scratch_x_roofline", "torch_x_roofline", "scratch_peak_MiB", "torch_peak_MiB"]
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out or runs_dir() / "bench") as tmp:
         with open(tmp / "bench.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()

@@ -14,7 +14,7 @@ import numpy as np
 
 from experiments import layer_cases
 from experiments.compare import TOLERANCE
-from experiments.report import REPORTS, atomic_dir, environment_markdown, markdown_table
+from experiments.report import atomic_dir, runs_dir, environment_markdown, markdown_table
 from experiments.runner import at_least
 
 CHECKS = ("torch float64", "torch float32", "numerical float64")
@@ -26,7 +26,8 @@ def add_arguments(parser):
     parser.add_argument("--configs", type=at_least(1), default=10,
                         help="random configurations per layer and check (10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random configurations (0)")
-    parser.add_argument("--out", default=str(REPORTS), help="reports folder (default: reports/)")
+    parser.add_argument("--out", default=None,
+                        help="reports folder (default runs/, ignored by git; --out reports regenerates the reference)")
 
 
 def run_checks(names, configs: int, seed: int) -> list:
@@ -123,7 +124,7 @@ def main(args) -> int:
     for s in summary:
         print(f"{s['layer']:20s} {s['check']:18s} {s['configs']:7d} {s['worst_tensor']:16s} "
               f"{s['error']:9.2e} {s['tolerance']:7.0e}  {s['result']}")
-    out = Path(args.out) / "gradcheck"
+    out = Path(args.out or runs_dir()) / "gradcheck"
     write_report(out, rows, summary, args, seconds)
     bad = sum(s["result"] != "ok" for s in summary)
     print(f"\n{len(summary) - bad}/{len(summary)} checks within tolerance; report written to {out}/report.md")

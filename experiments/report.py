@@ -14,7 +14,19 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The committed reference reports (full profile), which the README quotes. Everyday
+# runs go to runs_dir(), which git ignores, and are compared with them.
 REPORTS = REPO / "reports"
+
+
+def runs_dir() -> Path:
+    """Where runs without ``--out`` write: ``$DLSCRATCH_RUNS``, else ``runs/`` at the repository root."""
+    return Path(os.environ.get("DLSCRATCH_RUNS") or REPO / "runs")
+
+
+def is_reference(out) -> bool:
+    """Is ``out`` the committed reference folder (``reports/``)?"""
+    return Path(out).resolve() == REPORTS.resolve()
 
 
 @contextlib.contextmanager

@@ -312,33 +312,115 @@ def _control(summary) -> str:
     return f" (1-ulp control: {fmt(max(values))})" if values else ""
 
 
+# -- comparison with the reference ---------------------------------------------------------
+COMPARED_ON = ("profile", "seed", "mode", "dtype")
+
+
+def reference_verdict(summary: dict, reference) -> str:
+    """How a run's final metrics compare with the reference report's (its summary.json, or None).
+
+    Comparable only when the profile, seed, mode and dtype are the same; then every
+    final metric of every trained model must agree with the reference's to the
+    tolerance the reference's parity section states: the lockstep bound (1e-9
+    relative in float64), or where the reference's own twins (or its 1-ulp control)
+    drifted further apart, that drift, since another machine's round-off is
+    amplified alike. Timings and round-off figures are not metrics and are not compared.
+    """
+    if reference is None:
+        return "no reference report"
+    differs = [f"{k} {summary.get(k)} vs {reference.get(k)}" for k in COMPARED_ON
+               if summary.get(k) != reference.get(k)]
+    if differs:
+        if summary.get("profile") != reference.get("profile"):
+            return (f"{summary.get('profile')} profile: not comparable with the {reference.get('profile')} "
+                    "reference")
+        return "not comparable with the reference: " + ", ".join(differs)
+    ours, theirs = summary.get("models") or [], reference.get("models") or []
+    if not theirs:
+        return "same settings as the reference; nothing trained to compare (see the headlines)"
+    if [_model_key(m) for m in ours] != [_model_key(m) for m in theirs]:
+        return "DIFFERS from the reference: not the same trained models"
+    tolerance = max([1e-9 if summary.get("dtype") == "float64" else 1e-5]
+                    + [v for m in theirs for v in (m.get("max_loss_rel_diff"), m.get("control_max_loss_rel_diff"))
+                       if isinstance(v, (int, float)) and math.isfinite(v)])
+    worst, where = 0.0, ""
+    for m, r in zip(ours, theirs):
+        for impl, metrics in (r.get("final") or {}).items():
+            for name, ref_value in metrics.items():
+                value = (m.get("final") or {}).get(impl, {}).get(name)
+                if value is None:
+                    return f"DIFFERS from the reference: {impl} {name} of {m.get('label')} missing"
+                rel = _rel_diff(value, ref_value)
+                if rel > worst:
+                    worst, where = rel, f"{m.get('label')} {impl} {name} {value:.10g} vs {ref_value:.10g}"
+    if worst <= tolerance:
+        return f"reproduces the reference (largest relative difference {fmt(worst)}, tolerance {fmt(tolerance)})"
+    return f"DIFFERS from the reference: {where} (relative {fmt(worst)} > tolerance {fmt(tolerance)})"
+
+
+def _model_key(m: dict) -> tuple:
+    return m.get("label"), m.get("tag"), m.get("mode"), m.get("seed")
+
+
+def _rel_diff(a, b) -> float:
+    a, b = float(a), float(b)
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return 0.0
+    return abs(a - b) / max(abs(a), abs(b))
+
+
+def _read_summary(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 # -- the index ----------------------------------------------------------------------------
-def write_index(out, catalogue_order=()) -> Path:
-    """reports/README.md: one row per experiment folder that has a summary.json."""
+def write_index(out, catalogue_order=(), reference=None) -> Path:
+    """``<out>/README.md``: one row per experiment folder that has a summary.json.
+
+    ``reference``: the folder of the reference reports to set each row beside (its
+    headline and :func:`reference_verdict`); None for the reference index itself.
+    """
     out = Path(out)
     summaries = []
     for p in sorted(out.glob("*/summary.json")):
         if p.parent.name.startswith("."):
             continue  # a run in progress or an interrupted one
-        try:
-            summaries.append(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
+        s = _read_summary(p)
+        if s is not None:
+            summaries.append(s)
     order = {name: i for i, name in enumerate(catalogue_order)}
     summaries.sort(key=lambda s: (order.get(s.get("experiment"), len(order)), s.get("number", 0),
                                   s.get("experiment", "")))
     rows = []
     for s in summaries:
         name = s.get("experiment", "?")
-        rows.append({"#": s.get("number", ""), "experiment": f"[{name}]({name}/report.md)",
-                     "chapter": s.get("chapter", ""), "headline": s.get("headline_text", ""),
-                     "worst lockstep loss difference": fmt(s.get("worst_loss_rel_diff")) + _control(s),
-                     "profile": s.get("profile", ""), "mode": s.get("mode", ""), "dtype": s.get("dtype", ""),
-                     "date": s.get("environment", {}).get("date", "")})
-    text = ("# Reports\n\nOne folder per experiment of the catalogue, written by "
-            "`python -m experiments run NAME|all`. Each holds report.md, metrics.csv, summary.json and plots.\n\n"
-            + markdown_table(rows, ["#", "experiment", "chapter", "headline", "worst lockstep loss difference",
-                                    "profile", "mode", "dtype", "date"]))
+        row = {"#": s.get("number", ""), "experiment": f"[{name}]({name}/report.md)",
+               "chapter": s.get("chapter", ""), "headline": s.get("headline_text", ""),
+               "worst lockstep loss difference": fmt(s.get("worst_loss_rel_diff")) + _control(s),
+               "profile": s.get("profile", ""), "mode": s.get("mode", ""), "dtype": s.get("dtype", ""),
+               "date": s.get("environment", {}).get("date", "")}
+        if reference is not None:
+            ref = _read_summary(Path(reference) / name / "summary.json")
+            row["reference headline"] = "-" if ref is None else (
+                f"{ref.get('headline_text', '')} ({ref.get('profile')}, {ref.get('dtype')})")
+            row["against the reference"] = reference_verdict(s, ref)
+        rows.append(row)
+    columns = ["#", "experiment", "chapter", "headline", "worst lockstep loss difference", "profile", "mode",
+               "dtype", "date"]
+    if reference is None:
+        intro = ("# Reports\n\nThe reference reports (full profile), quoted by the project's README: one folder per "
+                 "experiment of the catalogue, written by `python -m experiments run NAME|all --out reports` "
+                 "(`make reference`). Each holds report.md, metrics.csv, summary.json and plots.\n\n")
+    else:
+        columns[4:4] = ["reference headline", "against the reference"]
+        intro = ("# Runs\n\nOne folder per experiment, written by `python -m experiments run NAME|all`; each row "
+                 f"is set beside the reference report in `{_relative(reference)}` (a run is comparable with it "
+                 "only at the same profile, seed, mode and dtype). Each folder holds report.md, metrics.csv, "
+                 "summary.json and plots.\n\n")
+    text = intro + markdown_table(rows, columns)
     path = out / "README.md"
     fd, tmp = tempfile.mkstemp(prefix=".README.md.", dir=out)
     with os.fdopen(fd, "w") as f:
@@ -346,6 +428,15 @@ def write_index(out, catalogue_order=()) -> Path:
     os.chmod(tmp, 0o644)  # mkstemp makes it private; the index is for everyone to read
     os.replace(tmp, path)  # atomic: readers see the old index or the new one
     return path
+
+
+def _relative(path) -> str:
+    from experiments.report import REPO
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO)) + "/"
+    except ValueError:
+        return str(path)
 
 
 def report_problems(folder) -> list:

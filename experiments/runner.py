@@ -5,9 +5,12 @@
     python -m experiments run all --profile quick
     python -m experiments run mlp_fit --mode independent --seeds 5 --dtype float32
 
-A run of experiment NAME writes ``<out>/NAME/`` (default ``reports/NAME/``)
-inside ``atomic_dir``: an interrupted run leaves the previous report as it was.
-The index ``<out>/README.md`` is rewritten after each experiment.
+A run of experiment NAME writes ``<out>/NAME/`` inside ``atomic_dir``: an
+interrupted run leaves the previous report as it was. ``<out>`` defaults to
+``runs/`` (git ignores it; ``$DLSCRATCH_RUNS`` moves it), whose index sets each
+experiment beside the committed reference report in ``reports/`` with a verdict;
+``--out reports`` (``make reference``) regenerates the reference itself. The
+index ``<out>/README.md`` is rewritten after each experiment.
 """
 import argparse
 import ast
@@ -22,10 +25,10 @@ import numpy as np
 
 from experiments import catalogue
 from experiments.catalogue import PROFILES
-from experiments.report import REPORTS, atomic_dir, environment
+from experiments.report import REPORTS, atomic_dir, environment, is_reference, runs_dir
 from experiments.threads import threads as thread_limit
-from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, render_report,
-                                 write_index)
+from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, reference_verdict,
+                                 render_report, write_index)
 
 MODES = ("lockstep", "independent", "both")
 DTYPES = ("float64", "float32")
@@ -144,8 +147,11 @@ def make_config(exp, profile: str, overrides=None) -> dict:
 
 
 def run_experiment(exp, profile="quick", mode="lockstep", seed=0, seeds=3, dtype="float64", device="cpu",
-                   out=REPORTS, overrides=None, threads=1) -> Path:
+                   out=None, overrides=None, threads=1) -> Path:
     """Run one experiment and write ``<out>/<name>/`` atomically; returns that folder.
+
+    ``out``: default :func:`experiments.report.runs_dir` (``runs/``), never the
+    reference reports unless asked for by name.
 
     ``threads``: threads for each twin during the run (see experiments.threads);
     None leaves them as they are.
@@ -159,7 +165,7 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
         raise ConfigError(f"unknown mode {mode!r}; valid modes are: {', '.join(MODES)}")
     config = make_config(exp, profile, overrides)
     seed_list = [seed + i for i in range(seeds)]
-    out = Path(out)
+    out = Path(out) if out is not None else runs_dir()
     start = time.perf_counter()
     # Taken before the run: a full run outlives commits made meanwhile, and the report
     # must name the code that ran (and when it started), not the code at the end.
@@ -186,7 +192,7 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
         (tmp / "summary.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n")
         (tmp / "report.md").write_text(render_report(info, ctx.results, ctx.sections, ctx.figures,
                                                      ctx.parities, env))
-    write_index(out, [e.name for e in catalogue.all_experiments()])
+    write_index(out, [e.name for e in catalogue.all_experiments()], reference=None if is_reference(out) else REPORTS)
     return out / exp.name
 
 
@@ -253,7 +259,9 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="float64", help="both twins' dtype (default float64)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="the torch twin's device; cuda falls back to cpu with a warning (default cpu)")
-    parser.add_argument("--out", type=Path, default=REPORTS, help=f"reports folder (default {REPORTS})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="reports folder (default runs/, ignored by git, or $DLSCRATCH_RUNS; each report is "
+                             "compared with the reference in reports/; --out reports regenerates the reference)")
     parser.add_argument("--threads", type=at_least(1), default=1,
                         help="threads for each twin (torch's pool; scratch's batch parts, OpenBLAS kept to one "
                              "thread); the twins take turns, and a spinning thread pool slows the other twin "
@@ -340,6 +348,11 @@ def main_run(args) -> int:
         summary = json.loads((folder / "summary.json").read_text())
         print(f"  {summary['headline_text'] or 'done'} [{time.perf_counter() - t0:.1f} s] -> {folder}/report.md",
               file=sys.stderr, flush=True)
+        if not is_reference(folder.parent):
+            reference = REPORTS / exp.name / "summary.json"
+            print(f"  against the reference: "
+                  f"{reference_verdict(summary, json.loads(reference.read_text()) if reference.exists() else None)}",
+                  file=sys.stderr, flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
