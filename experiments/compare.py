@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-# DESIGN.md, "Tolerances": the largest error relative to the scale of the values.
+# docs/design.md, "Tolerances": the largest error relative to the scale of the values.
 TOLERANCE = {
     "layer": {np.float64: 1e-10, np.float32: 1e-5},
     "numerical": 1e-7,
@@ -54,7 +54,7 @@ class ErrorRecord:
     dtype: str
     max_abs: float
     max_rel: float  # elementwise |a - b| / |b|, largest over elements with b != 0
-    scaled: float  # max_abs / max|b|: the DESIGN.md measure checked against tolerances
+    scaled: float  # max_abs / max|b|: the docs/design.md measure checked against tolerances
     where: tuple  # index of the largest absolute error
     # Float32 checks only: max abs error of ours and of torch's float32 result against the
     # exact answer (torch in float64 on the same float32 inputs and weights).

@@ -85,7 +85,7 @@ def write_report(out, rows, summary, args, seconds) -> None:
             f"{len(summary)} layer checks, {len(rows)} tensors compared in {seconds:.1f} s: "
             + ("**all within tolerance**." if not failures else f"**{len(failures)} out of tolerance**.") + "\n",
             "Error measure: against torch, the largest absolute difference divided by the largest |value| of the "
-            "reference tensor (DESIGN.md tolerances 1e-10 in float64, 1e-5 in float32); against central "
+            "reference tensor (docs/design.md tolerances 1e-10 in float64, 1e-5 in float32); against central "
             "differences (h = 1e-6, float64), the largest absolute difference divided by the largest |numerical "
             "gradient| (tolerance 1e-7). Each row is the worst tensor over all random configurations. In float32, "
             "where a result is a small difference of large terms (a saturated softmax), both twins return round-off; "

@@ -1,4 +1,4 @@
-"""The two ways to train the twins (DESIGN.md, "Two ways to train the twins").
+"""The two ways to train the twins (docs/design.md, "Two ways to train the twins").
 
 Lockstep (``train_lockstep``): one seed becomes a ``numpy.random.SeedSequence``
 whose children are independent streams, one per purpose:

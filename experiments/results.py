@@ -1,6 +1,6 @@
 """What a run leaves behind: metrics.csv, summary.json, plots, report.md, and the index.
 
-Layout (DESIGN.md, "Reports"):
+Layout (docs/design.md, "Reports"):
 
     reports/README.md                   one row per experiment, its headline figures
     reports/<name>/metrics.csv          long format: experiment, impl, mode, seed, step, epoch, metric, value
@@ -157,7 +157,8 @@ def plot_lockstep(result, title=""):
     ax.legend()
     ax = axes[1]
     d = _positive(result.loss_rel_diff)
-    ax.plot(result.history["scratch"]["step"], d, color=COLORS["diff"], lw=0.8, label="|loss difference| / loss")
+    ax.plot(result.history["scratch"]["step"], d, color=COLORS["diff"], lw=0.8,
+            label="|loss difference| / max(loss, 1e-3 loss_1)")
     if result.param_diff:
         steps, vals = zip(*result.param_diff)
         ax.plot(steps, _positive(vals), "o-", color="tab:purple", ms=3, lw=1, label="max parameter difference")
@@ -229,7 +230,8 @@ def parity_rows(results, extra) -> list:
             marks = [f"above {m:g} from step {r.first_step_above(m)}" for m in DRIFT_MARKS
                      if r.first_step_above(m)]
             worst += "; " + (", ".join(marks) if marks else f"never above {DRIFT_MARKS[0]:g}")
-        rows.append({"figure": f"{r.label}: largest |loss difference| / loss over {r.steps} steps"
+        rows.append({"figure": f"{r.label}: largest |loss difference| / max(loss, 1e-3 x first loss) over "
+                               f"{r.steps} steps"
                                + (f" (first above tolerance at step {first})" if first else "") + worst,
                      "value": fmt(r.max_loss_rel_diff),
                      "tolerance": "reported" if r.tolerance is None else fmt(r.tolerance),
@@ -284,7 +286,8 @@ def render_report(info, results, sections, figures, parity, env) -> str:
         lines += ["## Parity", ""]
         if any(r.mode == "lockstep" for r in results):
             lines += ["Lockstep: both twins start from the same weights and see the same batches, so in float64 "
-                      "their losses must agree to 1e-9 relative at every step (DESIGN.md, \"Tolerances\").", ""]
+                      "their losses must agree to 1e-9 relative at every step (relative to the larger of the torch "
+                      "twin's loss and 1e-3 x its first step's loss; docs/design.md, \"Tolerances\").", ""]
         lines += [markdown_table(rows), ""]
         if any(r.control_loss_rel_diff is not None for r in results):
             lines += [CONTROL_NOTE, ""]
@@ -442,7 +445,7 @@ def _relative(path) -> str:
 def report_problems(folder) -> list:
     """What is missing or inconsistent in a report folder (an empty list: it is complete).
 
-    Checks the DESIGN.md layout: metrics.csv with the long-format columns and at
+    Checks the docs/design.md layout: metrics.csv with the long-format columns and at
     least one row, summary.json with the run's description, report.md with its
     sections, and every plot that report.md or summary.json names.
     """

@@ -235,13 +235,20 @@ def param_difference(a: dict, b: dict) -> float:
     return worst
 
 
-def relative_difference(a: float, b: float) -> float:
-    """|a - b| / |b|; both nan (or the same infinity) is agreement, nan on one side only is inf."""
+def relative_difference(a: float, b: float, floor: float = 0.0) -> float:
+    """|a - b| / max(|b|, floor); both nan (or the same infinity) is agreement, nan on one side only is inf.
+
+    The lockstep measure (docs/design.md, "Tolerances") takes ``floor`` = 1e-3 x the
+    first step's loss, so that a loss trained down to ~0 is not held to 1e-9 of itself.
+    """
     if a == b or (np.isnan(a) and np.isnan(b)):
         return 0.0
     if np.isnan(a) or np.isnan(b):
         return float("inf")
-    return abs(a - b) / max(abs(b), np.finfo(np.float64).tiny)
+    return abs(a - b) / max(abs(b), floor, np.finfo(np.float64).tiny)
+
+
+FLOOR = 1e-3  # of the first step's loss: the lockstep measure's smallest denominator
 
 
 @dataclass
@@ -339,7 +346,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
     for tw in twins:
         tw.train(True)
     run_evaluation(0, 0.0)
-    step = 0
+    step, floor = 0, 0.0
     epoch = 0
     while step < total:
         if shared:
@@ -378,7 +385,9 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
                 step_losses.append(loss)
                 log(tw.impl, m("loss"), loss, step, ep)
             if len(twins) == 2:
-                log("diff", m("loss_rel_diff"), relative_difference(*step_losses), step, ep)
+                if step == 1:
+                    floor = FLOOR * abs(step_losses[1]) if np.isfinite(step_losses[1]) else 0.0
+                log("diff", m("loss_rel_diff"), relative_difference(*step_losses, floor), step, ep)
             for k, bar in enumerate(bars):
                 bar.update(1)
                 if step % 50 == 0 or step == total:
@@ -401,8 +410,10 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
     loss_rel = None
     if len(twins) == 2:
         a, b = losses[impls[0]], losses[impls[1]]
+        floor = FLOOR * abs(b[0]) if total and np.isfinite(b[0]) else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            loss_rel = np.where(a == b, 0.0, np.abs(a - b) / np.maximum(np.abs(b), np.finfo(np.float64).tiny))
+            loss_rel = np.where(a == b, 0.0, np.abs(a - b) / np.maximum(np.abs(b),
+                                                                         max(floor, np.finfo(np.float64).tiny)))
     for i in impls:
         final[i]["last_batch_loss"] = float(losses[i][-1]) if total else float("nan")
     return TrainResult(

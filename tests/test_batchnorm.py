@@ -1,6 +1,6 @@
 """BatchNorm1d, BatchNorm2d and the book's BookBatchNorm against torch autograd.
 
-Parity (DESIGN.md): forward, input gradient, weight and bias gradients and the
+Parity (docs/design.md): forward, input gradient, weight and bias gradients and the
 running statistics within 1e-10 of torch's (scaled) in float64, 1e-5 in float32;
 backprop within 1e-7 of central differences. Torch modules are built in the
 test's dtype so that weights cross without rounding.

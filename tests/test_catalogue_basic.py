@@ -60,7 +60,7 @@ def test_parity_figures_are_within_tolerance(reports, name):
     trained = [m for m in s["models"] if m["mode"] == "lockstep"]
     assert bool(trained) == catalogue.get(name).trained
     for m in trained:
-        # DESIGN.md: in float64 the twins' losses agree at every step to 1e-9 relative
+        # docs/design.md: in float64 the twins' losses agree at every step to 1e-9 relative
         assert m["max_loss_rel_diff"] <= 1e-9, (m["label"], m["max_loss_rel_diff"])
         assert m["tolerance"] == 1e-9
 

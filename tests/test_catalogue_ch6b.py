@@ -128,7 +128,7 @@ def test_tiny_independent_and_float32(name, tmp_path):
     assert_complete(folder, summary)
     folder, summary, rows = run(name, tmp_path / "float32", dtype="float32")
     assert_complete(folder, summary)
-    # float32 lockstep: reported, not asserted by DESIGN.md; a few steps stay within float32 round-off.
+    # float32 lockstep: reported, not asserted by docs/design.md; a few steps stay within float32 round-off.
     assert all(m["max_loss_rel_diff"] < 1e-5 for m in summary["models"])
 
 

@@ -1,6 +1,6 @@
 """Conv2d against torch autograd and central differences, its errors and its init.
 
-Parity (DESIGN.md): output, input gradient, weight and bias gradients within
+Parity (docs/design.md): output, input gradient, weight and bias gradients within
 1e-10 of torch's (scaled max abs error) in float64 and 1e-5 in float32, over
 random configurations (batch, channels, non-square inputs and kernels, stride,
 padding incl. 'same' and 'valid', dilation, groups, unbatched inputs).

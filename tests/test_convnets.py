@@ -1,6 +1,6 @@
 """The book's CNNs in both twins: structure, init, filter pictures, and lockstep training.
 
-Lockstep (DESIGN.md): from the same weights, on the same mini-batches, with
+Lockstep (docs/design.md): from the same weights, on the same mini-batches, with
 the same dropout masks, 100 SGD steps of the NumPy twin and the PyTorch twin in
 float64 give losses equal to 1e-9 relative at every step.
 """

@@ -219,3 +219,23 @@ def test_relative_difference_treats_shared_breakdown_as_agreement():
     assert relative_difference(inf, inf) == 0.0
     assert relative_difference(1.0, nan) == inf and relative_difference(nan, 1.0) == inf  # one twin only
     assert relative_difference(2.0, 1.0) == 1.0
+
+
+def test_lockstep_measure_has_a_floor_of_a_thousandth_of_the_first_loss():
+    from experiments.training import FLOOR, relative_difference
+
+    assert FLOOR == 1e-3
+    # a loss trained down to 1e-6 of a first loss of 2.3 is held to 1e-9 of 2.3e-3, not of itself
+    assert relative_difference(1e-6 + 2.3e-12, 1e-6, floor=2.3e-3) == pytest.approx(1e-9, rel=1e-6)
+    assert relative_difference(1e-6 + 2.3e-12, 1e-6) == pytest.approx(2.3e-6, rel=1e-6)
+    assert relative_difference(3.0, 2.0, floor=2.3e-3) == 0.5  # above the floor, plain relative difference
+
+
+def test_recorded_differences_use_the_floor():
+    rows = []
+    r = train_lockstep(mlp_recipe(), blobs(), seed=2, dtype=np.float32, log=lambda *a, **k: rows.append(a))
+    a, b = (np.asarray(r.history[i]["loss"], dtype=np.float64) for i in ("scratch", "torch"))
+    expected = np.abs(a - b) / np.maximum(np.abs(b), 1e-3 * abs(b[0]))
+    np.testing.assert_allclose(r.loss_rel_diff, expected, rtol=1e-12, atol=0)
+    logged = [value for impl, metric, value, *_ in rows if impl == "diff" and metric == "loss_rel_diff"]
+    np.testing.assert_allclose(logged, expected, rtol=1e-12, atol=0)

@@ -1,7 +1,7 @@
 """scratch.optim against torch.optim: 200 steps on the same gradients, a real model in lockstep,
 checkpoint and resume, state moving to torch and back, and PyTorch's validation errors.
 
-Parity (DESIGN.md): parameters within 1e-12 of torch's, relative to their scale, in
+Parity (docs/design.md): parameters within 1e-12 of torch's, relative to their scale, in
 float64; 1e-5 in float32. torch runs with foreach=False (its single-tensor code,
 the order of operations scratch follows) and with its default path.
 """
@@ -186,7 +186,7 @@ LOCKSTEP = [
 def test_mlp_lockstep(name, kw, dtype):
     """Gradients from the twins' own backward passes (an MLP on random data), 200 steps.
 
-    Every step's loss agrees to 1e-9 relative in float64 (DESIGN.md's lockstep
+    Every step's loss agrees to 1e-9 relative in float64 (docs/design.md's lockstep
     figure) and 1e-5 in float32; the final parameters to the optimizer tolerance.
     """
     rng = np.random.default_rng(3)

@@ -50,7 +50,8 @@ def test_verdicts_on_constructed_summaries():
     assert reference_verdict(summary(), ref).startswith("reproduces the reference (largest relative difference 0")
     assert reference_verdict(with_loss(0.1 * (1 + 1e-12)), ref).startswith("reproduces the reference")
     bad = reference_verdict(with_loss(0.1 * (1 + 1e-6)), ref)
-    assert bad.startswith("DIFFERS from the reference: net scratch train_loss") and "0.1000001 vs 0.1 (relative 1.00e-06 > tolerance 1.00e-09)" in bad
+    assert bad.startswith("DIFFERS from the reference: net scratch train_loss")
+    assert "0.1000001 vs 0.1 (relative 1.00e-06 > tolerance 1.00e-09)" in bad
     # where the reference's own twins drifted apart by 1e-3, a machine's round-off may drift as far
     assert reference_verdict(with_loss(0.1 * (1 + 1e-6)), with_loss(0.1, drift=1e-3)).startswith("reproduces")
     assert reference_verdict(summary(profile="tiny"), summary(profile="full")) == (

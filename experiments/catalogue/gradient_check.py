@@ -4,7 +4,7 @@ The book's ``gradient_check.py``: the two-layer net (784-50-10, ReLU, W ~ 0.01
 N(0, 1)) on the first 3 training images; the gradient of the loss with respect
 to every parameter by central differences (h = 1e-4, the book's, in float64), by
 the scratch twin's backprop and by torch autograd. The book prints the mean
-|backprop - numerical| per parameter; the DESIGN.md measures are the largest
+|backprop - numerical| per parameter; the docs/design.md measures are the largest
 difference relative to the largest gradient. Then every layer of the scratch
 library, in random configurations, against both references (the per-layer table
 of ``python -m experiments gradcheck``).
@@ -126,7 +126,7 @@ def run(ctx):
         f"TwoLayerNet(784, {cfg['hidden']}, 10), ReLU, on the first {len(x)} training images. Numerical "
         "gradients: central differences with h = 1e-4 in float64 (the book's). The book prints the mean "
         "absolute difference (its run: about 1e-10 to 1e-13); *scaled* = largest |difference| / largest "
-        "|reference|, the DESIGN.md measure (tolerance 1e-7 against central differences, 1e-10 in float64 / "
+        "|reference|, the docs/design.md measure (tolerance 1e-7 against central differences, 1e-10 in float64 / "
         "1e-5 in float32 against torch).\n\n" + markdown_table(rows)))
     ctx.section("Every layer of the library", (
         f"Each layer of `experiments.layer_cases` in {cfg['layer_configs']} random configuration(s) per "

@@ -148,7 +148,7 @@ def run(ctx):
 The layer cases of `experiments/layer_cases_residual.py` (random shapes, identity and projection
 shortcuts, batch norm in training and evaluation mode), {cfg['checks']} configurations each: every output,
 input gradient and parameter gradient of the scratch layer against torch autograd, and the backprop against
-central differences (DESIGN.md tolerances). The same cases run in `python -m experiments gradcheck` and in
+central differences (docs/design.md tolerances). The same cases run in `python -m experiments gradcheck` and in
 tests/test_layers.py.
 
 {markdown_table(check_rows)}
