@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from experiments.compare import to_torch
-from experiments.training import Data, Recipe, ScratchTwin, TorchTwin, TwinRandom, fit, torch_dtype
+from experiments.training import Data, Recipe, ScratchTwin, Shadow, TorchTwin, TwinRandom, fit, torch_dtype
 
 STREAMS = ("init", "batches", "dropout", "augment", "data")
 
@@ -44,21 +44,38 @@ class Streams:
         return np.random.default_rng(self._seqs[name])
 
 
-def train_lockstep(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, device="cpu", log=None):
-    """Train both twins from the same weights on the same batches; returns a ``TrainResult``."""
+def train_lockstep(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, device="cpu", log=None,
+                   shadow_steps=None):
+    """Train both twins from the same weights on the same batches; returns a ``TrainResult``.
+
+    In float32 a float64 shadow runs beside them for the first ``shadow_steps``
+    steps (None: all; 0: none): the scratch twin as the float64 lockstep run of
+    this seed builds it (the float64 run's first step, bit for bit), on the
+    float64 data, the same batches, dropout masks and augmentations. Each twin's
+    distance from it measures its own float32 round-off (``TrainResult.shadow``).
+    """
     dtype = np.dtype(dtype)
     streams = Streams(seed)
+    shadow = None
+    if dtype == np.float32 and shadow_steps != 0:
+        float64 = np.dtype(np.float64)
+        twin64 = ScratchTwin(recipe.scratch_model(float64, _lockstep_random(streams, init=True)), recipe)
+        steps = recipe.total_steps(len(data.x_train)) if shadow_steps is None else int(shadow_steps)
+        shadow = Shadow(twin64, data.astype(float64), steps, streams.rng("augment"))
     data = data.astype(dtype)
-    s_model = recipe.scratch_model(dtype, TwinRandom("lockstep", init=streams.rng("init"),
-                                                      dropout=streams.rng("dropout"),
-                                                      augment=streams.rng("augment")))
-    t_model = recipe.torch_model(torch_dtype(dtype), TwinRandom("lockstep", dropout=streams.rng("dropout"),
-                                                                augment=streams.rng("augment")))
+    s_model = recipe.scratch_model(dtype, _lockstep_random(streams, init=True))
+    t_model = recipe.torch_model(torch_dtype(dtype), _lockstep_random(streams, init=False))
     t_model.load_state_dict(to_torch(s_model.state_dict()))
     twins = [ScratchTwin(s_model, recipe), TorchTwin(t_model, recipe, device)]
     order_rng = streams.rng("batches")
     return fit(twins, data, recipe, [order_rng.permutation], _logger(log, seed),
-               augment_rngs=[streams.rng("augment")], seed=seed, mode="lockstep")
+               augment_rngs=[streams.rng("augment")], seed=seed, mode="lockstep", shadow=shadow)
+
+
+def _lockstep_random(streams: Streams, init: bool) -> TwinRandom:
+    """A twin's streams in lockstep: its own copies of dropout and augment; init for the scratch builder."""
+    return TwinRandom("lockstep", init=streams.rng("init") if init else None, dropout=streams.rng("dropout"),
+                      augment=streams.rng("augment"))
 
 
 def train_control(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, log=None):
@@ -76,9 +93,7 @@ def train_control(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, l
     data = data.astype(dtype)
     models = []
     for _ in range(2):
-        models.append(recipe.scratch_model(dtype, TwinRandom("lockstep", init=streams.rng("init"),
-                                                             dropout=streams.rng("dropout"),
-                                                             augment=streams.rng("augment"))))
+        models.append(recipe.scratch_model(dtype, _lockstep_random(streams, init=True)))
     for p in models[1].parameters():
         p.data[...] = np.nextafter(p.data, np.inf)
     twins = [ScratchTwin(m, recipe) for m in models]

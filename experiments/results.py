@@ -178,6 +178,38 @@ def plot_lockstep(result, title=""):
     return fig
 
 
+def plot_shadow(result, title=""):
+    """Float32 lockstep against its float64 shadow: the three losses, and each twin's error (log)."""
+    shadow = result.shadow
+    k = shadow["steps"]
+    steps = np.arange(1, k + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ax = axes[0]
+    for impl, ls in (("scratch", "-"), ("torch", "--")):
+        ax.plot(steps, result.history[impl]["loss"][:k], ls, color=COLORS[impl], lw=1, label=f"{impl} (float32)")
+    ax.plot(steps, shadow["loss"], ":", color="black", lw=1, label="shadow (float64)")
+    ax.set(xlabel="step", ylabel="training loss (batch)", title="loss: both float32 twins and the float64 shadow")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for impl in ("scratch", "torch"):
+        ax.plot(steps, _positive(shadow["err"][impl]), color=COLORS[impl], lw=0.7, alpha=0.8,
+                label=f"{impl}: |loss - shadow| / max(shadow, 1e-3 shadow_1)")
+        if shadow["param_err"][impl]:
+            at, vals = zip(*shadow["param_err"][impl])
+            ax.plot(at, _positive(vals), "o", color=COLORS[impl], ms=3, label=f"{impl}: parameter error (scaled)")
+    if not np.all(np.isnan(_positive(np.concatenate([shadow["err"]["scratch"], shadow["err"]["torch"]])))):
+        ax.set_yscale("log")
+    from experiments.shadow import error_ratio_verdict
+
+    v = error_ratio_verdict(shadow["err"]["scratch"], shadow["err"]["torch"])
+    ax.set(xlabel="step", ylabel="error against float64 (log)",
+           title=f"{v['verdict']}: median error ratio scratch / torch {v['median_ratio']:.3g}")
+    ax.legend(fontsize=7)
+    fig.suptitle(title or result.label)
+    fig.tight_layout()
+    return fig
+
+
 def plot_independent(results, title=""):
     """Each seed's curve, both twins: the distributions, not the steps, are compared."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -230,6 +262,17 @@ def parity_rows(results, extra) -> list:
             marks = [f"above {m:g} from step {r.first_step_above(m)}" for m in DRIFT_MARKS
                      if r.first_step_above(m)]
             worst += "; " + (", ".join(marks) if marks else f"never above {DRIFT_MARKS[0]:g}")
+        if r.shadow is not None:
+            from experiments.shadow import error_ratio_verdict
+
+            v = error_ratio_verdict(r.shadow["err"]["scratch"], r.shadow["err"]["torch"])
+            rows.append({"figure": f"{r.label}: float32 error against the float64 shadow, scratch / torch "
+                                   f"(median over {v['steps']} steps; 90th percentile {fmt(v['p90_ratio'])}; median "
+                                   f"errors {fmt(v['scratch_median_error'])} / {fmt(v['torch_median_error'])})",
+                         "value": fmt(v["median_ratio"]), "tolerance": "0.5 to 2: as accurate",
+                         "within": v["verdict"]})
+            worst += ("; the twins' raw difference is round-off amplified by training, each twin's distance from "
+                      "the float64 shadow is the row above")
         rows.append({"figure": f"{r.label}: largest |loss difference| / max(loss, 1e-3 x first loss) over "
                                f"{r.steps} steps"
                                + (f" (first above tolerance at step {first})" if first else "") + worst,
@@ -402,7 +445,7 @@ def write_index(out, catalogue_order=(), reference=None) -> Path:
         name = s.get("experiment", "?")
         row = {"#": s.get("number", ""), "experiment": f"[{name}]({name}/report.md)",
                "chapter": s.get("chapter", ""), "headline": s.get("headline_text", ""),
-               "worst lockstep loss difference": fmt(s.get("worst_loss_rel_diff")) + _control(s),
+               "lockstep parity": _parity_cell(s),
                "profile": s.get("profile", ""), "mode": s.get("mode", ""), "dtype": s.get("dtype", ""),
                "date": s.get("environment", {}).get("date", "")}
         if reference is not None:
@@ -411,8 +454,7 @@ def write_index(out, catalogue_order=(), reference=None) -> Path:
                 f"{ref.get('headline_text', '')} ({ref.get('profile')}, {ref.get('dtype')})")
             row["against the reference"] = reference_verdict(s, ref)
         rows.append(row)
-    columns = ["#", "experiment", "chapter", "headline", "worst lockstep loss difference", "profile", "mode",
-               "dtype", "date"]
+    columns = ["#", "experiment", "chapter", "headline", "lockstep parity", "profile", "mode", "dtype", "date"]
     if reference is None:
         intro = ("# Reports\n\nThe reference reports (full profile), quoted by the project's README: one folder per "
                  "experiment of the catalogue, written by `python -m experiments run NAME|all --out reports` "
@@ -431,6 +473,18 @@ def write_index(out, catalogue_order=(), reference=None) -> Path:
     os.chmod(tmp, 0o644)  # mkstemp makes it private; the index is for everyone to read
     os.replace(tmp, path)  # atomic: readers see the old index or the new one
     return path
+
+
+def _parity_cell(summary) -> str:
+    """float64: the worst twin loss difference (and the control's); float32: the shadow's verdict."""
+    verdicts = [m["float32_vs_shadow"] for m in summary.get("models", []) if m.get("float32_vs_shadow")]
+    if verdicts:
+        worst = max(verdicts, key=lambda v: v["median_ratio"])
+        models = f", the least accurate of {len(verdicts)} models" if len(verdicts) > 1 else ""
+        word = "as" if worst["verdict"] == "as accurate" else "than"
+        return (f"float32 vs float64 shadow: scratch {worst['verdict']} {word} torch (median error ratio "
+                f"{fmt(worst['median_ratio'])}{models})")
+    return fmt(summary.get("worst_loss_rel_diff")) + _control(summary)
 
 
 def _relative(path) -> str:

@@ -27,8 +27,9 @@ from experiments import catalogue
 from experiments.catalogue import PROFILES
 from experiments.report import REPORTS, atomic_dir, environment, is_reference, runs_dir
 from experiments.threads import threads as thread_limit
-from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, reference_verdict,
-                                 render_report, write_index)
+from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, plot_shadow,
+                                 reference_verdict, render_report, write_index)
+from experiments.shadow import shadow_steps, shadow_summary
 
 MODES = ("lockstep", "independent", "both")
 DTYPES = ("float64", "float32")
@@ -76,7 +77,8 @@ class Context:
 
         tol = 1e-9 if self.dtype == np.float64 else None
         if self.mode == "lockstep":
-            results = [train_lockstep(recipe, data, self.seed, self.dtype, self.device, self.log)]
+            results = [train_lockstep(recipe, data, self.seed, self.dtype, self.device, self.log,
+                                      shadow_steps=shadow_steps(self.profile))]
         else:
             results = [train_independent(recipe, data, s, self.dtype, self.device, self.log) for s in self.seeds]
         for r in results:
@@ -91,6 +93,12 @@ class Context:
                 fig = plot_lockstep(results[0], f"{results[0].label}: lockstep, seed {self.seed}, {self.dtype}")
                 caption = (f"{results[0].label}: both twins' loss per step (left), their difference on a log "
                            "scale (middle), accuracy by epoch (right)")
+                if results[0].shadow is not None:
+                    self.savefig(plot_shadow(results[0], f"{results[0].label}: float32 twins against the float64 "
+                                                         f"shadow, seed {self.seed}"),
+                                 f"{recipe.tag or 'training'}_float64_shadow",
+                                 f"{results[0].label}: the three losses (left) and each float32 twin's error "
+                                 "against the float64 shadow (right, log scale)")
             else:
                 fig = plot_independent(results, f"{results[0].label}: independent, seeds {self.seeds}")
                 caption = f"{results[0].label}: each twin on its own initialisation, {len(self.seeds)} seeds"
@@ -204,6 +212,7 @@ def _result_summary(r) -> dict:
                 np.max(r.control_loss_rel_diff)),
             "control_first_step_above_tolerance": None if r.control_loss_rel_diff is None else r.first_step_above(
                 r.tolerance, r.control_loss_rel_diff),
+            "float32_vs_shadow": None if r.shadow is None else shadow_summary(r.shadow),
             "tolerance": r.tolerance, "time_per_step_s": r.time_per_step}
 
 

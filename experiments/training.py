@@ -119,6 +119,22 @@ class Data:
         return Data(cast(self.x_train), cast(self.t_train, True), cast(self.x_test), cast(self.t_test, True))
 
 
+@dataclass
+class Shadow:
+    """A float64 run beside float32 twins (docs/design.md, "Float32 parity").
+
+    ``twin``: the scratch twin exactly as a float64 lockstep run builds it (the
+    same init, dropout and augment streams), ``data``: the float64 data; it takes
+    the twins' batches, in the same order, for the first ``steps`` steps.
+    ``augment_rng``: its own copy of the augment stream (``recipe.augment``).
+    """
+
+    twin: "ScratchTwin"
+    data: Data
+    steps: int
+    augment_rng: Optional[np.random.Generator] = None
+
+
 # -- the twins -----------------------------------------------------------------
 class ScratchTwin:
     """The NumPy twin: model, optimizer and loss from ``scratch``."""
@@ -269,6 +285,9 @@ class TrainResult:
     models: dict = field(default_factory=dict)  # impl -> trained model (not saved)
     tolerance: Optional[float] = None  # what the loss difference is held to (lockstep, float64)
     control_loss_rel_diff: Optional[np.ndarray] = None  # scratch vs scratch 1 ulp apart (lockstep.train_control)
+    # float32 lockstep: the float64 shadow's "steps", "loss" (per step), "err" (impl -> per-step loss error
+    # against the shadow) and "param_err" (impl -> [(step, scaled parameter error)])
+    shadow: Optional[dict] = None
 
     def first_step_above(self, tol, diffs=None):
         """The first step whose relative loss difference exceeds ``tol`` (None if none does)."""
@@ -297,14 +316,16 @@ def progress_bars(twins, total: int, label: str):
 
 
 def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed: int = 0,
-        mode: str = "lockstep", progress: bool = True) -> TrainResult:
+        mode: str = "lockstep", progress: bool = True, shadow: Optional[Shadow] = None) -> TrainResult:
     """Train ``twins`` (one or two) on ``data`` following ``recipe``.
 
     ``orders[i](n) -> permutation`` gives twin i's batch order for each epoch; in
     lockstep all twins share one call per epoch (``orders`` holds one function),
     so they see the same batches. ``log(impl, metric, value, step, epoch)`` records
     a metric. With two twins the loss difference is recorded after every step and
-    the parameter difference every ``recipe.param_every`` steps.
+    the parameter difference every ``recipe.param_every`` steps. ``shadow`` (lockstep
+    only) runs beside them for its first steps, and each twin's loss and parameter
+    errors against it are recorded (``loss_err_vs_float64``, ``param_err_vs_float64``).
     """
     n = len(data.x_train)
     total = recipe.total_steps(n)
@@ -318,6 +339,13 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
     spent = {i: 0.0 for i in impls}
     param_diff = [] if len(twins) == 2 else None
     m = recipe.metric
+    if shadow is not None and not shared:
+        raise ValueError("fit: a float64 shadow needs the twins' shared batch order (lockstep)")
+    shadow_steps = 0 if shadow is None else min(int(shadow.steps), total)
+    shadow_loss = np.full(shadow_steps, np.nan)
+    shadow_err = {i: np.full(shadow_steps, np.nan) for i in impls}
+    shadow_param = {i: [] for i in impls}
+    shadow_floor = 0.0
 
     def run_evaluation(step, epoch):
         for tw in twins:
@@ -336,6 +364,13 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         record_param_diff(step, epoch)
 
     def record_param_diff(step, epoch):
+        if shadow_steps and step <= shadow_steps and not (shadow_param[impls[0]] and
+                                                          shadow_param[impls[0]][-1][0] == step):
+            reference = shadow.twin.state_dict()
+            for tw in twins:
+                e = param_difference(tw.state_dict(), reference)
+                shadow_param[tw.impl].append((step, e))
+                log(tw.impl, m("param_err_vs_float64"), e, step, epoch)
         if param_diff is None or (param_diff and param_diff[-1][0] == step):
             return
         d = param_difference(twins[0].state_dict(), twins[1].state_dict())
@@ -343,7 +378,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         log("diff", m("param_diff"), d, step, epoch)
 
     bars = progress_bars(twins, total, recipe.label or recipe.tag) if progress else []
-    for tw in twins:
+    for tw in twins + ([shadow.twin] if shadow_steps else []):
         tw.train(True)
     run_evaluation(0, 0.0)
     step, floor = 0, 0.0
@@ -388,6 +423,21 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
                 if step == 1:
                     floor = FLOOR * abs(step_losses[1]) if np.isfinite(step_losses[1]) else 0.0
                 log("diff", m("loss_rel_diff"), relative_difference(*step_losses, floor), step, ep)
+            if step <= shadow_steps:
+                x64, t64 = shadow.data.x_train[idx], shadow.data.t_train[idx]
+                if recipe.augment is not None:
+                    x64 = recipe.augment(x64, shadow.augment_rng)
+                loss64 = shadow.twin.step(x64, t64)
+                if shadow.twin.scheduler is not None and recipe.scheduler_interval == "step":
+                    shadow.twin.scheduler.step()
+                shadow_loss[step - 1] = loss64
+                log("float64", m("loss"), loss64, step, ep)
+                if step == 1:
+                    shadow_floor = FLOOR * abs(loss64) if np.isfinite(loss64) else 0.0
+                for k, tw in enumerate(twins):
+                    e = relative_difference(step_losses[k], loss64, shadow_floor)
+                    shadow_err[tw.impl][step - 1] = e
+                    log(tw.impl, m("loss_err_vs_float64"), e, step, ep)
             for k, bar in enumerate(bars):
                 bar.update(1)
                 if step % 50 == 0 or step == total:
@@ -398,7 +448,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
             if recipe.eval_every and step % recipe.eval_every == 0 and step < total:
                 run_evaluation(step, ep)
         epoch += 1
-        for tw in twins:
+        for tw in twins + ([shadow.twin] if step < shadow_steps else []):
             if tw.scheduler is not None and recipe.scheduler_interval == "epoch":
                 tw.scheduler.step()
         if not recipe.eval_every and step < total:
@@ -422,4 +472,6 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         evals=evals, loss_rel_diff=loss_rel, param_diff=param_diff,
         time_per_step={i: spent[i] / max(total, 1) for i in impls},
         models={tw.impl: getattr(tw, "model", None) for tw in twins},
+        shadow=None if shadow is None else {"steps": shadow_steps, "loss": shadow_loss, "err": shadow_err,
+                                            "param_err": shadow_param},
     )
