@@ -63,6 +63,22 @@ def hidden_outputs_torch(model, x, layers):
     return out
 
 
+def float32_error_ratio(s_net, net_args, s_out, t_out, x, layers) -> float:
+    """Largest over the layers of error(scratch) / error(torch), each against torch float64 (scaled, and
+    counted as at least float32's eps: below it two float32 results cannot be told apart).
+
+    Five layers of std=1 tanh amplify float32 round-off to ~5e-5 in both twins (docs/design.md, "Machine
+    independence"): how close the twins land to each other depends on the BLAS kernel, how close each
+    lands to the exact answer does not.
+    """
+    exact_net = TorchMultiLayerNet(*net_args, dtype=torch.float64)
+    exact_net.load_state_dict(to_torch({k: np.asarray(v, np.float64) for k, v in s_net.state_dict().items()}))
+    exact = hidden_outputs_torch(exact_net, x.astype(np.float64), layers)
+    eps = float(np.finfo(np.float32).eps)
+    return max(max(compare_arrays("s", a, e).scaled, eps) / max(compare_arrays("t", b, e).scaled, eps)
+               for a, b, e in zip(s_out, t_out, exact))
+
+
 @experiment(
     number=9, name="weight_init_activations", chapter="6", trained=False,
     shows="histograms of 5 hidden layers' activations (sigmoid, tanh, ReLU) under std 1, 0.01, Xavier, He: "
@@ -91,8 +107,12 @@ def run(ctx):
             s_out = hidden_outputs_scratch(s_net, x, layers)
             t_out = hidden_outputs_torch(t_net, x, layers)
             acts[activation, init] = (s_out, t_out)
-            worst[activation, init] = max(compare_arrays(f"layer {k + 1}", a, b).scaled
-                                          for k, (a, b) in enumerate(zip(s_out, t_out)))
+            if dtype == np.float64:
+                worst[activation, init] = max(compare_arrays(f"layer {k + 1}", a, b).scaled
+                                              for k, (a, b) in enumerate(zip(s_out, t_out)))
+            else:
+                worst[activation, init] = float32_error_ratio(s_net, (n, [n] * layers, 10, activation, std),
+                                                              s_out, t_out, x, layers)
             for k, (a, b) in enumerate(zip(s_out, t_out)):
                 hs = np.histogram(a, BINS, range=RANGES[activation])[0]
                 ht = np.histogram(b, BINS, range=RANGES[activation])[0]
@@ -105,8 +125,12 @@ def run(ctx):
                     ctx.log(impl, f"{tag}/std", float(np.std(z)))
                     ctx.log(impl, f"{tag}/saturated", saturated(z, activation))
     for (activation, init), w in worst.items():
-        ctx.parity(f"{activation}, {init}: scratch vs torch activations, largest over the {layers} layers (scaled)",
-                   w, tol)
+        if dtype == np.float64:
+            ctx.parity(f"{activation}, {init}: scratch vs torch activations, largest over the {layers} layers "
+                       "(scaled)", w, tol)
+        else:  # float32: five layers amplify round-off beyond the one-layer bound in both twins alike
+            ctx.parity(f"{activation}, {init}: scratch's float32 error / torch's, both against torch float64 on the "
+                       f"same weights and inputs, largest over the {layers} layers", w, 2.0)
     ctx.parity("histogram counts differing between the twins (all configurations and layers)", hist_diff,
                0 if dtype == np.float64 else None)
 
