@@ -82,9 +82,12 @@ def test_optimizer_compare_mnist(tmp_path):
 def test_weight_init_activations(tmp_path, dtype):
     folder, summary, report, rows = run_tiny("weight_init_activations", tmp_path, dtype=dtype)
     assert_complete(folder, summary, report, rows)
-    tol = 1e-10 if dtype == "float64" else 1e-5
-    acts = [p for p in summary["parity"] if "activations" in p["name"]]
-    assert len(acts) == 12 and all(p["value"] <= tol for p in acts)
+    if dtype == "float64":  # the twins against each other
+        acts = [p for p in summary["parity"] if "scratch vs torch activations" in p["name"]]
+        assert len(acts) == 12 and all(p["value"] <= 1e-10 for p in acts)
+    else:  # each twin against torch float64: five layers amplify round-off beyond the one-layer 1e-5
+        acts = [p for p in summary["parity"] if "float32 error / torch's" in p["name"]]
+        assert len(acts) == 12 and all(p["tolerance"] == 2.0 and 0.5 <= p["value"] <= 2.0 for p in acts)
     counts = [p for p in summary["parity"] if p["name"].startswith("histogram counts")]
     if dtype == "float64":
         assert counts[0]["value"] == 0
