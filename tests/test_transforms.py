@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from torchvision.transforms.v2 import functional as TF
+from torch_ref.transforms import torchvision_functional as TF  # v2.functional, interpolation by name on every release
 
 from scratch import transforms as T
 from torch_ref import transforms as TT
