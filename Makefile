@@ -7,7 +7,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-machines full reference bench gradcheck data clean-venv
+# `make test-oldest`: the oldest releases pyproject.toml admits, pinned in constraints-oldest.txt, in a venv
+# of their own. Installed once (several GB: the package index's torch for x86-64 Linux is a CUDA build, which
+# runs on the CPU) and again only when pyproject.toml or the constraints change.
+OLDEST_PYTHON ?= python3.11
+OLDEST        := .venv-oldest
+OLDEST_PY     := $(OLDEST)/bin/python
+OLDEST_STAMP  := $(OLDEST)/.installed
+OLDEST_PINS    = $(shell sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' constraints-oldest.txt)
+
+.PHONY: run test test-machines test-oldest full reference bench gradcheck data clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +46,18 @@ test: $(STAMP)
 # a test that flips under one of them asserts the machine, not the math. About 7x `make test`.
 test-machines: $(STAMP)
 	bash tools/test_machines.sh $(PY)
+
+# The build backend first, at its floor too, then the project without build isolation so that it builds with it.
+$(OLDEST_STAMP): pyproject.toml constraints-oldest.txt
+	@test -x $(OLDEST_PY) || $(OLDEST_PYTHON) -m venv $(OLDEST)
+	$(OLDEST_PY) -m pip install --quiet -c constraints-oldest.txt setuptools wheel
+	$(OLDEST_PY) -m pip install --quiet --no-build-isolation -c constraints-oldest.txt -e '.[test]'
+	@touch $(OLDEST_STAMP)
+
+test-oldest: $(OLDEST_STAMP)
+	@$(OLDEST_PY) -c 'import importlib.metadata as md, platform, sys; print("Python", platform.python_version()); \
+	  [print(name, md.version(name)) for name in sys.argv[1:]]' $(OLDEST_PINS)
+	$(OLDEST_PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) -m experiments bench

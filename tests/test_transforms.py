@@ -9,7 +9,7 @@ so there both twins must give a neighbour's value, and the ties are counted.
 import numpy as np
 import pytest
 import torch
-from torchvision.transforms.v2 import functional as TF
+from torch_ref.transforms import torchvision_functional as TF  # v2.functional, interpolation by name on every release
 
 from experiments.compare import compare_nearest, source_coordinates
 from scratch import transforms as T

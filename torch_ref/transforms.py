@@ -12,11 +12,43 @@ The random classes draw their parameters in one of two ways:
 - independent: ``generator`` is None (torch's default RNG, ``torch.manual_seed``)
   or a ``torch.Generator``; the draws are torch's own.
 """
+import functools
 import numbers
+import types
 
 import numpy as np
 import torch
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
+
+
+def interpolation_mode(interpolation):
+    """The ``InterpolationMode`` named by ``interpolation`` ("nearest", "bilinear", ...).
+
+    An ``InterpolationMode`` or a Pillow integer constant passes through unchanged. torchvision 0.24's
+    ``rotate``/``affine`` accept only those two (the oldest release pyproject.toml admits); later releases
+    also take the name, converting it exactly so.
+    """
+    if not isinstance(interpolation, str):
+        return interpolation
+    try:
+        return InterpolationMode(interpolation)
+    except ValueError:
+        raise ValueError(f"interpolation must be one of {[m.value for m in InterpolationMode]}, "
+                         f"got {interpolation!r}") from None
+
+
+def _named_interpolation(fn):
+    """torchvision's ``fn`` itself, with ``interpolation`` also given by name on every torchvision release."""
+    @functools.wraps(fn)
+    def call(*args, interpolation=InterpolationMode.NEAREST, **kwargs):
+        return fn(*args, interpolation=interpolation_mode(interpolation), **kwargs)
+    return call
+
+
+# ``v2.functional.rotate`` / ``affine`` unchanged but for the name conversion: the tests' direct reference.
+torchvision_functional = types.SimpleNamespace(rotate=_named_interpolation(TF.rotate),
+                                               affine=_named_interpolation(TF.affine))
 
 
 def _per_image(value, n: int, width: int = 0):
@@ -47,6 +79,7 @@ def affine(img: torch.Tensor, angle, translate, scale=1.0, shear=(0.0, 0.0), int
     n = img.shape[0] if img.ndim == 4 else 1
     if isinstance(shear, numbers.Number):
         shear = (shear, 0.0)
+    interpolation = interpolation_mode(interpolation)
 
     def one(x, a, t, s, sh):
         return TF.affine(x, angle=a, translate=t, scale=s, shear=sh, interpolation=interpolation,
@@ -59,6 +92,7 @@ def affine(img: torch.Tensor, angle, translate, scale=1.0, shear=(0.0, 0.0), int
 def rotate(img: torch.Tensor, angle, interpolation="nearest", center=None, fill=None) -> torch.Tensor:
     """``v2.functional.rotate`` (counter-clockwise degrees) with one angle or one per image."""
     n = img.shape[0] if img.ndim == 4 else 1
+    interpolation = interpolation_mode(interpolation)
 
     def one(x, a):
         return TF.rotate(x, angle=a, interpolation=interpolation, center=center, fill=fill)
