@@ -495,6 +495,8 @@ class _Run:
         for name, value in ours.items():
             value = np.asarray(value)
             against = self.pairs[name] + (".T" if name in self.transposed else "")
+            if against.startswith("input"):  # torch's x.grad, by the name of forward's argument
+                against = name[1:] + ".grad"
             if value.shape != ref[name].shape:
                 records.append(TensorRecord(name, against, value.shape, str(value.dtype), float("inf"),
                                             float("inf"), (), self.tol, "shape"))
@@ -905,8 +907,11 @@ def main(args) -> int:
     if args.json:
         print(json.dumps([r for r, _ in reports], indent=1))
     else:
+        print(f"{'layer':22s} {'against':26s} {'configs':>7s} {'worst':>9s}  verdict")
         for r, results in reports:
-            print(f"{r['layer']:22s} {str(r['against']):26s} {r['verdict']}")
+            worst = "-" if r["worst"] is None else f"{r['worst']:9.2e}"
+            print(f"{r['layer']:22s} {r['against'] or '-':26s} {r.get('configs', 0):7d} {worst:>9s}  "
+                  f"{r['verdict']}")
             shown = next((x for x in results if not x.ok), None)
             if shown is not None and not shown.refused:
                 print("\n".join("    " + line for line in str(shown).splitlines()))
@@ -921,8 +926,9 @@ def check_class(name, cls, dtype, configs: int = 5, seed: int = 0):
     """Check one class over random configurations: (JSON record, [CheckResult...])."""
     case = _case_for(name, cls)
     if case is None:
-        return dict(layer=name, against=None, ok=None, checked=False, worst=None,
-                    diagnosis="not checked: no torch counterpart known", verdict="not checked"), []
+        return dict(layer=name, against=None, ok=None, checked=False, worst=None, configs=0,
+                    diagnosis="not checked: no torch counterpart known",
+                    verdict="not checked: no torch counterpart known"), []
     results = []
     for i in range(configs):
         rng = checker_rng(seed * 1000 + i)
@@ -947,7 +953,8 @@ def check_class(name, cls, dtype, configs: int = 5, seed: int = 0):
     else:
         verdict = "ok" if first is None else first.verdict
     worst = max((r.worst for r in results if r.records), default=float("nan"))
-    record = dict(layer=name, against=case.against, ok=not bad, checked=True, worst=float(worst),
+    worst = float(worst) if np.isfinite(worst) else None  # JSON has no nan or inf: refused, or shapes differ
+    record = dict(layer=name, against=case.against, ok=not bad, checked=True, worst=worst,
                   diagnosis="" if not bad else verdict.split(": ", 1)[1], verdict=verdict,
                   configs=len(results), dtype=str(dtype))
     return record, results

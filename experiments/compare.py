@@ -187,12 +187,18 @@ def compare_function(forward, backward, torch_fn, *inputs, grad_output=None, see
 
     ``forward(*inputs) -> out``; ``backward(G) -> dL/d(input)`` or a tuple with
     one gradient per input; ``torch_fn(*tensors) -> out``. Every floating input
-    gets a gradient. Returns ``ErrorRecord``s for "output" and "grad_input<i>".
+    gets a gradient. ``forward`` runs before ``torch_fn``. ``grad_output``
+    defaults to ``numpy.random.default_rng(seed).standard_normal(out.shape)``: an
+    input drawn from that same call would make G a copy of it, so draw inputs
+    elsewhere. Returns ``ErrorRecord``s for "output" and "grad_input<i>".
+
+    For a layer class (weights as attributes, labels that take no gradient, a
+    verdict and a diagnosis) use ``experiments.check.check_layer``.
     """
     inputs = [np.asarray(v) for v in inputs]
     tensors = [torch.tensor(v, requires_grad=np.issubdtype(v.dtype, np.floating)) for v in inputs]
+    out = forward(*inputs)  # first: a torch_fn that reads the layer's dropout mask needs this forward's draw
     out_t = torch_fn(*tensors)
-    out = forward(*inputs)
     G = _upstream(grad_output, out, seed)
     out_t.backward(torch.tensor(G, dtype=out_t.dtype))
     grads = backward(G)
