@@ -40,6 +40,7 @@ What the checker does, in order (each step is a documented contract):
 import copy
 import inspect
 import json
+import textwrap
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 
@@ -850,14 +851,11 @@ def _adjoint(run, ours, slots, state, rng):
                                   f"<J v, dout> = {lhs:.6g} but <{name}, v> = {rhs:.6g}")
     except Exception:  # noqa: BLE001 - a forward that fails on float64 copies: no test, no claim
         return None
-    finally:
+    finally:  # the layer gets back its weights and dtype, np.random its state
+        if scratch and slots and hasattr(layer, "to"):
+            layer.to(run.dtype)
         for s in slots:
-            set_param(s, saved[s.user]) if not scratch else None
-        if scratch and slots:
-            if hasattr(layer, "to"):
-                layer.to(run.dtype)
-            for s in slots:
-                set_param(s, saved[s.user])
+            set_param(s, saved[s.user])
         np.random.set_state(after)
     return failures
 
@@ -911,10 +909,13 @@ def main(args) -> int:
         for r, results in reports:
             worst = "-" if r["worst"] is None else f"{r['worst']:9.2e}"
             print(f"{r['layer']:22s} {r['against'] or '-':26s} {r.get('configs', 0):7d} {worst:>9s}  "
-                  f"{r['verdict']}")
+                  f"{r['verdict'].split(':')[0]}")
+            if r["ok"] is False:
+                print(textwrap.fill(r["diagnosis"], 116, initial_indent="    ", subsequent_indent="    "))
             shown = next((x for x in results if not x.ok), None)
             if shown is not None and not shown.refused:
-                print("\n".join("    " + line for line in str(shown).splitlines()))
+                print(f"    first failing configuration: {shown.dtype}, {shown.mode}, {shown.inputs}")
+                print("\n".join("    " + line for line in str(shown).splitlines()[1:]))
     checked = [r for r, _ in reports if r["checked"]]
     if not checked:
         print(f"experiments check: no layer class it knows in {path}", file=sys.stderr)
@@ -930,8 +931,11 @@ def check_class(name, cls, dtype, configs: int = 5, seed: int = 0):
                     diagnosis="not checked: no torch counterpart known",
                     verdict="not checked: no torch counterpart known"), []
     results = []
+    saved = np.random.get_state()
     for i in range(configs):
         rng = checker_rng(seed * 1000 + i)
+        # The book's layers draw dropout masks from np.random: seeded from the checker's stream, a run repeats.
+        np.random.seed(int(rng.integers(2**32)))
         for train in case.modes:
             try:
                 layer, module, inputs, kw = case.build(cls, rng, dtype)
@@ -941,6 +945,7 @@ def check_class(name, cls, dtype, configs: int = 5, seed: int = 0):
                 break
             module.train(train)
             results.append(check_layer(layer, module, *inputs, seed=seed * 1000 + i, name=name, **kw))
+    np.random.set_state(saved)
     bad = [r for r in results if not r.ok]
     first = next((r for r in bad if r.refused), None) or next(
         (r for r in bad if r.verdict.startswith("mismatch")), None)

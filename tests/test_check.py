@@ -390,3 +390,22 @@ def test_no_false_alarm_on_scratch_modules_over_20_random_shapes(name, dtype):
     record, results = check_class(name, getattr(snn, name), np.dtype(dtype), configs=20, seed=3)
     alarms = [str(r) for r in results if r.diagnoses or r.unexplained or r.refused]
     assert record["ok"] and record["against"] == f"torch.nn.{name}" and not alarms, alarms[:2]
+
+
+def test_numpy_dropout_draws_the_books_mask_from_a_random_state():
+    """torch_ref's NumpyDropout takes the RandomState the book's code draws from (np.random.rand)."""
+    from torch_ref.nn import NumpyDropout
+
+    x = np.random.default_rng(0).standard_normal((6, 7))
+    saved = np.random.get_state()
+    try:
+        np.random.seed(5)
+        layer = B.Dropout(0.3)
+        y = layer.forward(x)
+    finally:
+        np.random.set_state(saved)
+    t = NumpyDropout(0.3, np.random.RandomState(5))(torch.tensor(x)).numpy()
+    assert np.array_equal(t != 0, layer.mask) and 0 < layer.mask.sum() < x.size
+    np.testing.assert_allclose(t * 0.7, y, rtol=1e-15, atol=0)
+    with pytest.raises(TypeError, match="Generator or RandomState, got int"):
+        NumpyDropout(0.3, 5)

@@ -89,7 +89,7 @@ class Affine(B.Affine):
     assert records["Affine"]["diagnosis"].startswith("db is torch's divided by the batch size N")
     assert main(["check", str(path)]) == 1
     out = capsys.readouterr().out
-    assert "mismatch: db is torch's divided by" in out and "db             bias.grad" in out
+    assert "mismatch\n    db is torch's divided by" in out and "db             bias.grad" in out
 
 
 def test_a_file_that_fails_to_import_gives_one_line(tmp_path):
