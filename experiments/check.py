@@ -423,6 +423,9 @@ def _check(result, layer, module, inputs, nondiff, params, grads, train, grad_ou
     slots = _slots(layer, module, params, grads)
     _copy_weights(layer, module, slots, dtype)
     snapshot = copy.deepcopy(module) if isinstance(module, nn.Module) else module
+    for s in slots:  # a backward that leaves dW unwritten must not pass on an earlier call's dW
+        if not s.buffer and not _is_scratch_style(layer) and hasattr(layer, s.grad_name):
+            setattr(layer, s.grad_name, None)
     rng = checker_rng(seed)
     state = np.random.get_state()  # the adjoint test replays the layer's draws from np.random
     try:
@@ -436,6 +439,8 @@ def _check(result, layer, module, inputs, nondiff, params, grads, train, grad_ou
     if _is_dropout(module) and train:
         keep = _dropout_keep(layer, out, inputs[0])
     G = (rng.standard_normal(out.shape) if grad_output is None else np.asarray(grad_output)).astype(dtype)
+    if G.shape != out.shape:
+        raise Refused(f"grad_output has shape {G.shape}, the layer's output {out.shape}")
     try:
         got = layer.backward(G.copy())
     except Exception as e:  # noqa: BLE001
@@ -467,7 +472,10 @@ def _check(result, layer, module, inputs, nondiff, params, grads, train, grad_ou
                       "pass grads={'W': 'YOUR_GRAD_ATTR'})")
     transposed = {s.grad_name if not s.buffer else s.user for s in slots if s.transpose}
     run = _Run(layer, module, snapshot, inputs, diff, G, dtype, train, keep, pairs, transposed, tol)
-    ref = run.reference()
+    try:
+        ref = run.reference()
+    except Exception as e:  # noqa: BLE001 - inputs torch does not take: nothing to compare against
+        raise Refused(f"{result.against} raised {type(e).__name__} on these inputs: {e}") from e
     result.records = run.records(ours, ref)
     _diagnose(result, run, ours, ref, slots, state, rng)
 
@@ -534,11 +542,13 @@ def _diagnose(result, run, ours, ref, slots, state, rng):
     explained = set()
     add = result.diagnoses.append
     dtype = run.dtype
-    promoted = [n for n, v in ours.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
-                and np.asarray(v).dtype != dtype]
-    if promoted:
-        add(Diagnosis("dtype", "design", f"dtype promotion: {np.dtype(dtype)} in, "
-                      f"{np.asarray(ours[promoted[0]]).dtype} out ({', '.join(promoted)})", tuple(promoted)))
+    changed = [n for n, v in ours.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
+               and np.asarray(v).dtype != dtype]
+    if changed:
+        got = np.asarray(ours[changed[0]]).dtype
+        what = "promotion" if got.itemsize > np.dtype(dtype).itemsize else "changed"
+        add(Diagnosis("dtype", "design", f"dtype {what}: {np.dtype(dtype)} in, {got} out ({', '.join(changed)})",
+                      tuple(changed)))
     module = run.module
     if failing and isinstance(module, nn.modules.batchnorm._BatchNorm):
         explained |= _bn_eps(result, run, ours, failing)

@@ -409,3 +409,26 @@ def test_numpy_dropout_draws_the_books_mask_from_a_random_state():
     np.testing.assert_allclose(t * 0.7, y, rtol=1e-15, atol=0)
     with pytest.raises(TypeError, match="Generator or RandomState, got int"):
         NumpyDropout(0.3, 5)
+
+
+def test_what_the_checker_cannot_compare_is_refused():
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((4, 3))
+
+    class AffineForgetsdW(B.Affine):
+        def backward(self, dout):
+            self.db = dout.sum(axis=0)
+            return dout @ self.W.T
+
+    lin, _ = affine(rng)
+    layer = AffineForgetsdW(np.zeros((3, 4)), np.zeros(4))
+    layer.dW = np.zeros((3, 4))  # an earlier call's gradient must not be compared
+    r = check_layer(layer, lin, x)
+    assert r.refused.startswith("the layer has no dW after backward")
+    r = check_layer(B.Sigmoid(), nn.Softmax2d(), x)
+    assert r.refused.startswith("torch.nn.Softmax2d raised")
+    r = check_layer(B.Sigmoid(), nn.Sigmoid(), x, grad_output=np.ones(3))
+    assert r.refused == "grad_output has shape (3,), the layer's output (4, 3)"
+    r = check_layer(B.Sigmoid(), nn.Sigmoid(), x, nondiff=("y",))
+    assert r.refused.startswith("nondiff=['y'] names no input")
+    assert not r.ok and not r.records
