@@ -432,3 +432,28 @@ def test_what_the_checker_cannot_compare_is_refused():
     r = check_layer(B.Sigmoid(), nn.Sigmoid(), x, nondiff=("y",))
     assert r.refused.startswith("nondiff=['y'] names no input")
     assert not r.ok and not r.records
+
+
+SHOWN = [("Affine", AffineSignOfdW, "sign", "both"), ("Affine", AffineMissingTranspose, "transpose", "both"),
+         ("Affine", AffineMeanInDb, "averaged", "both"), ("Relu", ReluWrongMask, "mask", "both"),
+         ("Sigmoid", SigmoidWrongFormula, "adjoint", "both"), ("Dropout", B.Dropout, "dropout", "both"),
+         ("BatchNormalization", B.BatchNormalization, "running-var", "both"),
+         ("BatchNormalization", BatchNormStartsAtZero, "running-var", "both"),
+         ("BatchNormalization", B.BatchNormalization, "bn-eps", np.float64),
+         ("SoftmaxWithLoss", B.SoftmaxWithLoss, "upstream", "both"),
+         ("SoftmaxWithLoss", B.SoftmaxWithLoss, "log-eps", np.float64),
+         ("Convolution", B.Convolution, "dtype", np.float32), ("Pooling", B.Pooling, "dtype", np.float32)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name, cls, code, dtypes", SHOWN, ids=[f"{c.__name__}-{code}" for _, c, code, _ in SHOWN])
+def test_each_diagnosis_fires_over_20_random_shapes(name, cls, code, dtypes, dtype):
+    """The book's two epsilons move float32 results by less than the tolerance; float64 im2col is float64's dtype."""
+    if dtypes not in ("both", dtype):
+        pytest.skip(f"{code} does not show in {np.dtype(dtype)}")
+    _, results = check_class(name, cls, np.dtype(dtype), configs=20, seed=4)
+    if code == "running-var":  # the running statistics move in training only
+        results = [r for r in results if r.mode == "train"]
+    hits = [r for r in results if code in codes(r)]
+    assert all(code in codes(r) or r.ok for r in results), [str(r) for r in results if code not in codes(r)][:1]
+    assert len(hits) >= 0.75 * len(results)  # a 1 x 1 Affine's transposed dW is right, for one
