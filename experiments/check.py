@@ -209,6 +209,10 @@ def _slots(layer, module, params, grads) -> list:
             elif not name.endswith("num_batches_tracked"):
                 raise Refused(f"torch's {name} has no counterpart in the layer's state_dict "
                               f"({', '.join(list(own) + list(bufs)) or 'empty'}); nothing is compared")
+        extra = [k for k in list(own) + list(bufs) if k not in state]
+        if extra:
+            raise Refused(f"the layer's {', '.join(extra)} has no counterpart in torch's {type(module).__name__} "
+                          "and would keep its own values; nothing is compared")
         return slots
     by_torch = {}
     for user, target in (params or {}).items():
@@ -249,6 +253,12 @@ def _slots(layer, module, params, grads) -> list:
         buffer = name not in param_names
         grad_name = (grads or {}).get(user, "d" + user)
         slots.append(_Slot(user, name, bool(transpose), buffer, grad_name))
+    mapped = {s.user for s in slots}
+    extra = [a for a in ("W", "w", "b", "gamma", "beta", "weight", "bias")
+             if isinstance(getattr(layer, a, None), np.ndarray) and a not in mapped]
+    if extra:
+        raise Refused(f"the layer's {', '.join(extra)} has no counterpart in torch's {type(module).__name__} "
+                      f"({', '.join(state) or 'no weights'}) and would keep its own values; nothing is compared")
     return slots
 
 

@@ -425,6 +425,8 @@ def test_what_the_checker_cannot_compare_is_refused():
     layer.dW = np.zeros((3, 4))  # an earlier call's gradient must not be compared
     r = check_layer(layer, lin, x)
     assert r.refused.startswith("the layer has no dW after backward")
+    r = check_layer(B.Affine(np.zeros((3, 3)), np.zeros(3)), nn.ReLU(), x)
+    assert r.refused.startswith("the layer's W, b has no counterpart in torch's ReLU")
     r = check_layer(B.Sigmoid(), nn.Softmax2d(), x)
     assert r.refused.startswith("torch.nn.Softmax2d raised")
     r = check_layer(B.Sigmoid(), nn.Sigmoid(), x, grad_output=np.ones(3))
