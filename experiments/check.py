@@ -425,7 +425,8 @@ def _check(result, layer, module, inputs, nondiff, params, grads, train, grad_ou
         raise Refused(f"inputs must be float32 or float64, got {dtype}")
     if train is None:
         train = module.training if isinstance(module, nn.Module) else True
-    result.dtype, result.mode = str(dtype), "train" if train else "eval"
+    result.dtype = str(dtype)
+    result.mode = ("train" if train else "eval") if isinstance(module, nn.Module) else ""
     result.inputs = ", ".join(f"{names[i]} {inputs[i].shape}" for i in range(len(inputs)))
     tol = layer_tolerance(dtype)
     if isinstance(module, nn.Module):
@@ -830,7 +831,7 @@ def _adjoint(run, ours, slots, state, rng):
         return np.asarray(_call_forward(layer, [v.copy() for v in xs], run.train), dtype=np.float64)
 
     after = np.random.get_state()
-    base = {k: np.asarray(v, np.float64) for k, v in saved.items()}
+    base = {k: v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v for k, v in saved.items()}
     failures = {}
     try:
         for s in slots:
@@ -934,7 +935,8 @@ def main(args) -> int:
                 print(textwrap.fill(r["diagnosis"], 116, initial_indent="    ", subsequent_indent="    "))
             shown = next((x for x in results if not x.ok), None)
             if shown is not None and not shown.refused:
-                print(f"    first failing configuration: {shown.dtype}, {shown.mode}, {shown.inputs}")
+                where = ", ".join(filter(None, (shown.dtype, shown.mode, shown.inputs)))
+                print(f"    first failing configuration: {where}")
                 print("\n".join("    " + line for line in str(shown).splitlines()[1:]))
     checked = [r for r, _ in reports if r["checked"]]
     if not checked:
