@@ -114,3 +114,8 @@ def test_a_file_without_known_layers_exits_2(tmp_path, capsys):
     path.write_text("X = 1\n")
     assert main(["check", str(path)]) == 2
     assert "no layer class it knows" in capsys.readouterr().err
+
+
+def test_gradcheck_points_to_check_for_a_users_layer_name():
+    with pytest.raises(SystemExit, match=r"unknown layer\(s\) Affine.*python -m experiments check PATH.py"):
+        main(["gradcheck", "--layers", "Affine"])
