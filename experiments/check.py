@@ -607,22 +607,25 @@ def _tensor_diagnosis(name, run, u, t):
     if u.ndim == 2 and u.shape[0] == u.shape[1] and u.size > 1 and compare_arrays(name, u.T, t).scaled <= tol \
             and compare_arrays(name, u, t).scaled > tol:
         return Diagnosis("transpose", "bug", f"{name} is transposed (equal to the transpose of torch's)", (name,))
+    factor = None
     tt = float(np.sum(t * t))
     if tt > 0:
         c = float(np.sum(u * t)) / tt
         resid = np.max(np.abs(u - c * t)) / max(np.max(np.abs(c * t)), np.finfo(float).tiny)
-        if resid <= tol:
-            return _factor(name, c, run)
+        if resid <= tol and c != 0:
+            factor = _factor(name, c, run, generic=u.size > 1)  # any two scalars are proportional
+    if factor is not None and factor.code != "factor":
+        return factor
     zu, zt = u == 0, t == 0
     if zt.any() or zu.any():
         extra, lost = int(np.sum(zu & ~zt)), int(np.sum(zt & ~zu))
         if extra or lost:
             return Diagnosis("mask", "bug", f"{name} uses another mask than forward: it is 0 at {extra} element(s) "
                              f"where torch's is not and non-zero at {lost} where torch's is 0", (name,))
-    return None
+    return factor
 
 
-def _factor(name, c, run):
+def _factor(name, c, run, generic=True):
     close = lambda a: abs(c - a) <= 100 * max(run.tol, 1e-12) * abs(a)  # noqa: E731
     module = run.module
     N = np.shape(run.inputs[0])[0] if np.ndim(run.inputs[0]) else 1
@@ -648,7 +651,7 @@ def _factor(name, c, run):
         if n > 1 and close(n):
             return Diagnosis("summed", "bug", f"{name} is torch's times {what}: summed where torch averages",
                              (name,))
-    if abs(c - 1) < 1e-3:  # a hair off torch: no factor to name
+    if abs(c - 1) < 1e-3 or not generic:  # a hair off torch, or a single element: no factor to name
         return None
     return Diagnosis("factor", "bug", f"{name} is {c:.6g} x torch's", (name,))
 
