@@ -130,9 +130,10 @@ def compare_module(scratch_module, torch_module, x, *args, grad_output=None, see
 
 def twin_values(scratch_module, torch_module, x, *args, grad_output=None, seed: int = 0, copy=True):
     """The tensors ``compare_module`` compares: (scratch values, torch values, upstream gradient G)."""
+    _require_module(scratch_module, torch_module, copy)
     x = np.asarray(x)
     torch_module.to(TORCH_DTYPE[x.dtype])  # before the copy, so that weights are not rounded on the way
-    if copy and hasattr(scratch_module, "state_dict"):
+    if copy:
         copy_weights(scratch_module, torch_module)
     if hasattr(scratch_module, "training"):
         torch_module.train(scratch_module.training)
@@ -147,6 +148,21 @@ def twin_values(scratch_module, torch_module, x, *args, grad_output=None, seed: 
         for name, b in scratch_module.named_buffers():
             ours[name] = b
     return ours, torch_values(torch_module, x, *args, grad_output=G), G
+
+
+def _require_module(scratch_module, torch_module, copy) -> None:
+    """Refuse what compare_module cannot compare honestly: never a report without the weights copied."""
+    state = list(torch_module.state_dict())
+    needs = ["__call__", "backward"]
+    if state:
+        needs += ["named_parameters", "named_buffers"] + (["state_dict"] if copy else [])
+    missing = [m for m in needs if not callable(getattr(scratch_module, m, None))]
+    if missing:
+        what = f", so torch's {', '.join(state)} cannot be copied into it and its gradients cannot be read" \
+            if state else ""
+        raise TypeError(f"compare_module: {type(scratch_module).__name__} has no {', '.join(missing)}{what}; "
+                        "for a layer with parameters as attributes (the book's W, b, dW, db) use "
+                        "experiments.check.check_layer(layer, torch_module, x)")
 
 
 def torch_values(torch_module, x, *args, grad_output) -> "OrderedDict[str, np.ndarray]":
@@ -171,12 +187,18 @@ def compare_function(forward, backward, torch_fn, *inputs, grad_output=None, see
 
     ``forward(*inputs) -> out``; ``backward(G) -> dL/d(input)`` or a tuple with
     one gradient per input; ``torch_fn(*tensors) -> out``. Every floating input
-    gets a gradient. Returns ``ErrorRecord``s for "output" and "grad_input<i>".
+    gets a gradient. ``forward`` runs before ``torch_fn``. ``grad_output``
+    defaults to ``numpy.random.default_rng(seed).standard_normal(out.shape)``: an
+    input drawn from that same call would make G a copy of it, so draw inputs
+    elsewhere. Returns ``ErrorRecord``s for "output" and "grad_input<i>".
+
+    For a layer class (weights as attributes, labels that take no gradient, a
+    verdict and a diagnosis) use ``experiments.check.check_layer``.
     """
     inputs = [np.asarray(v) for v in inputs]
     tensors = [torch.tensor(v, requires_grad=np.issubdtype(v.dtype, np.floating)) for v in inputs]
+    out = forward(*inputs)  # first: a torch_fn that reads the layer's dropout mask needs this forward's draw
     out_t = torch_fn(*tensors)
-    out = forward(*inputs)
     G = _upstream(grad_output, out, seed)
     out_t.backward(torch.tensor(G, dtype=out_t.dtype))
     grads = backward(G)

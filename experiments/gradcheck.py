@@ -113,7 +113,8 @@ def main(args) -> int:
     unknown = [n for n in names if n not in layer_cases.CASES]
     if unknown:
         raise SystemExit(f"experiments gradcheck: unknown layer(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(layer_cases.CASES)}")
+                         f"valid: {', '.join(layer_cases.CASES)}; for your own layers: "
+                         "python -m experiments check PATH.py")
     if args.configs < 1:
         raise SystemExit("experiments gradcheck: --configs must be >= 1")
     start = time.perf_counter()

@@ -47,6 +47,13 @@ def gradcheck(module, x: np.ndarray, *args, grad_output=None, h: float = 1e-6, s
     a dict with name, shape, max_abs, max_rel (relative to the largest
     numerical gradient) and where (the index of the largest error).
     """
+    missing = [m for m in ("__call__", "backward", "zero_grad", "named_parameters")
+               if not callable(getattr(module, m, None))]
+    if missing:
+        raise TypeError(f"gradcheck: {type(module).__name__} has no {', '.join(missing)} (a scratch.nn.Module has "
+                        "them), so its parameters and their gradients cannot be found; for a layer in the book's "
+                        "style (W, b, dW, db as attributes) use experiments.check.check_layer(layer, "
+                        "torch_counterpart, x), or experiments.check.dot_product_test(layer, x) without torch")
     if x.dtype != np.float64:
         raise TypeError("gradcheck: use float64 inputs (and module.double()); float32 is too coarse for differences")
     x = np.array(x, copy=True)

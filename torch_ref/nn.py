@@ -32,24 +32,27 @@ class NumpyDropout(nn.Module):
 
     As ``torch.nn.Dropout(p)`` in every respect (p = 1 gives zeros, invalid p
     raises the same ValueError) except where the mask comes from: the module
-    docstring's convention, drawn from ``generator`` (a ``numpy.random.Generator``)
-    and moved to the input's device and dtype. Autograd gives
+    docstring's convention, drawn from ``generator`` (a ``numpy.random.Generator``,
+    or a ``RandomState``, which the book's code draws from: ``RandomState.random``
+    is the stream of ``np.random.rand``) and moved to the input's device and dtype. Autograd gives
     dL/dx = g * keep / (1 - p).
 
     Args:
         p: probability of an element being zeroed (default 0.5).
-        generator: ``numpy.random.Generator``, seeded like the scratch twin's.
+        generator: ``numpy.random.Generator`` (or ``RandomState``), seeded like the other twin's.
         inplace: multiply the input in place (default False).
 
     Shapes: any; output of the input's shape.
     """
 
-    def __init__(self, p: float = 0.5, generator: np.random.Generator | None = None, inplace: bool = False):
+    def __init__(self, p: float = 0.5, generator: np.random.Generator | np.random.RandomState | None = None,
+                 inplace: bool = False):
         super().__init__()
         if p < 0 or p > 1:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        if generator is not None and not isinstance(generator, np.random.Generator):
-            raise TypeError(f"generator must be a numpy.random.Generator, got {type(generator).__name__}")
+        if generator is not None and not isinstance(generator, (np.random.Generator, np.random.RandomState)):
+            raise TypeError("generator must be a numpy.random.Generator or RandomState, "
+                            f"got {type(generator).__name__}")
         self.p = p
         self.generator = np.random.default_rng() if generator is None else generator
         self.inplace = inplace
