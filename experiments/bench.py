@@ -47,7 +47,7 @@ import torch
 from experiments.report import REPORTS, atomic_dir, environment, environment_markdown, markdown_table
 from experiments.runner import at_least
 from experiments.threads import get_threads, threads
-from scratch.parallel import blas_threads
+from scratch.fast.parallel import blas_threads
 
 TARGETS = {"step MLP 784-100-100-10": 0.8, "step SimpleConvNet": 0.5, "step DeepConvNet": 1.0}
 
@@ -453,7 +453,7 @@ def _markdown(args, rows, profiles, env, columns) -> str:
         "included). Steps: forward, loss, backward, Adam update, zero_grad. Peak memory: rise of the peak "
         "resident set over 3 calls in a fresh process (model and data already built).",
         "",
-        f"Threads: {env.get('threads_used')} — torch's pool, scratch's batch parts (scratch.parallel), NumPy's "
+        f"Threads: {env.get('threads_used')} — torch's pool, scratch's batch parts (scratch.fast.parallel), NumPy's "
         "OpenBLAS. OpenBLAS stays on one thread: on more, its idle threads busy-wait after every product and "
         "take cores from the twin timed next (reports before 2026-11-28 timed torch up to twice as slow as it "
         "runs alone).",

@@ -374,7 +374,7 @@ def test_batchnorm2d_any_memory_layout_matches_torch(layout, training, dtype):
 def test_channel_sum_is_the_float64_sum_in_any_layout(layout, dtype, shape):
     # The float32 path adds partial sums of <= 1,024 values in float32: sizes above and off that
     # (13,200 values a channel, rows of 1,320 and of 1,300) cover the blocks and their remainders.
-    from scratch.nn.channels import channel_sum
+    from scratch.fast.channels import channel_sum
 
     rng = np.random.default_rng(5)
     x = (rng.standard_normal(shape) + 3).astype(dtype)
