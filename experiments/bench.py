@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from experiments.report import REPORTS, atomic_dir, environment, environment_markdown, markdown_table
-from experiments.runner import at_least
+from experiments.arguments import at_least
 from experiments.threads import get_threads, threads
 from scratch.fast.parallel import blas_threads
 

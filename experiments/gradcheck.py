@@ -15,7 +15,7 @@ import numpy as np
 from experiments import layer_cases
 from experiments.compare import TOLERANCE
 from experiments.report import REPORTS, atomic_dir, environment_markdown, markdown_table
-from experiments.runner import at_least
+from experiments.arguments import at_least
 
 CHECKS = ("torch float64", "torch float32", "numerical float64")
 

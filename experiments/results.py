@@ -272,11 +272,13 @@ def render_report(info, results, sections, figures, parity, env) -> str:
               markdown_table([{"profile": info["profile"], "mode": info["mode"], "seed": info["seed"],
                                "seeds (independent)": ", ".join(map(str, info["seeds"])),
                                "dtype": info["dtype"], "torch device": info["device"],
-                               "threads per twin": info.get("threads")}]),
+                               "threads per twin": info.get("threads"),
+                               "scratch path": info.get("scratch_path", "fast")}]),
               "", "Configuration (profile `" + info["profile"] + "`):", "", "```json",
               json.dumps(jsonable(info["config"]), indent=1), "```", "",
               f"Command: `python -m experiments run {info['experiment']} --profile {info['profile']} "
-              f"--mode {info['mode']} --seed {info['seed']} --dtype {info['dtype']}`", ""]
+              f"--mode {info['mode']} --seed {info['seed']} --dtype {info['dtype']}"
+              + (" --plain`" if info.get("scratch_path") == "plain" else "`"), ""]
     if results:
         lines += ["## Final metrics, side by side", "", markdown_table(result_rows(results)), ""]
     rows = parity_rows(results, parity)

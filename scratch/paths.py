@@ -46,11 +46,16 @@ def is_fast() -> bool:
     return _fast
 
 
-@contextlib.contextmanager
 def plain():
     """``with scratch.plain():`` everything inside runs on the plain path; the setting is restored after."""
+    return using(fast=False)
+
+
+@contextlib.contextmanager
+def using(fast: bool):
+    """``with scratch.paths.using(fast=True):`` one path inside the block, the setting restored after."""
     before = _fast
-    set_fast(False)
+    set_fast(fast)
     try:
         yield
     finally:
