@@ -12,7 +12,7 @@ beside that call computes, to round-off, and is tested equal to it and to torch
   chunks), a stride-1 input gradient as a convolution, the bias as a column of ones;
 - ``channels``: per-channel sums and broadcasts at full speed in either memory layout;
 - per-layer modules (``linear``, ``conv``, ``pooling``, ``activation``,
-  ``batchnorm``) and ``optim`` (Adam's update in place, split over threads).
+  ``batchnorm``, ``loss``) and ``optim`` (Adam's update in place, split over threads).
 """
 from scratch.fast import parallel  # noqa: F401  (first: the others use it)
-from scratch.fast import activation, batchnorm, conv, linear, optim, pooling  # noqa: F401
+from scratch.fast import activation, batchnorm, conv, linear, loss, optim, pooling  # noqa: F401
