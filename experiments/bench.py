@@ -52,9 +52,9 @@ from experiments.report import REPORTS, atomic_dir, environment, environment_mar
 import scratch
 import scratch.optim
 from experiments.arguments import at_least
-from experiments.compare import TORCH_DTYPE
 from experiments.threads import get_threads, threads
 from scratch.fast.parallel import blas_threads
+from torch_ref.nn import torch_dtype
 
 TARGETS = {"step MLP 784-100-100-10": 0.8, "step SimpleConvNet": 0.5, "step DeepConvNet": 1.0}
 
@@ -103,7 +103,7 @@ def _layer_case(name, make_scratch, make_torch, in_shape, flops, notes=""):
                 m.backward(G[0])
                 m.zero_grad()
         else:
-            m = make_torch().to(TORCH_DTYPE[np.dtype(dtype)])
+            m = make_torch().to(torch_dtype(dtype))
             xt = torch.tensor(x, requires_grad=True)
 
             def call():
@@ -204,7 +204,7 @@ def _step_case(name):
                 opt.step()
                 opt.zero_grad()
         else:
-            model = make_torch().to(TORCH_DTYPE[np.dtype(dtype)])
+            model = make_torch().to(torch_dtype(dtype))
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             xt, tt = torch.tensor(x), torch.tensor(t)
 

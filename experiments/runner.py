@@ -9,7 +9,6 @@ A run of experiment NAME writes ``<out>/NAME/`` (default ``reports/NAME/``)
 inside ``atomic_dir``: an interrupted run leaves the previous report as it was.
 The index ``<out>/README.md`` is rewritten after each experiment.
 """
-import argparse
 import ast
 import json
 import os

@@ -19,12 +19,12 @@ from experiments.optim_transfer import optimizer_state_to_numpy, optimizer_state
 from scratch import nn as snn
 from scratch import optim as soptim
 from scratch.nn import Parameter
+from torch_ref.nn import torch_dtype
 
 STEPS = 200
 
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 
 # Every option of every optimizer, alone and combined.
 CONFIGS = [
@@ -170,7 +170,7 @@ def _mlp_pair(dtype, rng):
     s_model = snn.Sequential(snn.Linear(6, 16, dtype=dtype, generator=rng), snn.ReLU(),
                              snn.Linear(16, 3, dtype=dtype, generator=rng))
     t_model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).to(
-        TORCH_DTYPE[dtype])
+        torch_dtype(dtype))
     t_model.load_state_dict({k: torch.tensor(v) for k, v in s_model.state_dict().items()})
     return s_model, t_model
 

@@ -134,5 +134,5 @@ def run(ctx):
         f"Each layer of `experiments.layer_cases` in {cfg['layer_configs']} random configuration(s) per "
         "check: against torch autograd in float64 and float32, and against central differences (h = 1e-6) "
         "in float64, on scratch's fast path and on its plain path ('plain:'), and the two paths against each "
-        "other ('plain = fast', tolerance 1e-12 scaled; docs/paths.md). The worst tensor of each; `python -m experiments gradcheck --configs N` gives every "
-        "tensor.\n\n" + markdown_table(layer_rows)))
+        "other ('plain = fast', tolerance 1e-12 scaled; docs/paths.md). The worst tensor of each; "
+        "`python -m experiments gradcheck --configs N` gives every tensor.\n\n" + markdown_table(layer_rows)))

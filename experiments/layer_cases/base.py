@@ -5,10 +5,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
-from scratch import paths
 from experiments.compare import compare_arrays, layer_tolerance, to_torch, torch_values, twin_values
+from scratch import paths
 from scratch.numerical import gradcheck
 
 
