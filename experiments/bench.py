@@ -33,7 +33,7 @@ OpenBLAS stays at one thread throughout. When it had two, each of its
 multi-threaded products left a thread busy-waiting for about a tenth of a
 second, which took one of the two cores from the torch call that followed:
 torch's DeepConvNet step measured 107 ms against 62 ms alone, and the ratios
-of the reports before scratch.parallel flattered the scratch twin.
+of the reports before scratch.fast.parallel flattered the scratch twin.
 """
 import argparse
 import csv

@@ -13,7 +13,7 @@ import scratch
 import scratch.nn as snn
 from experiments.compare import compare_module
 from experiments.layer_cases import CASES, check_against_numerical, check_against_torch
-from experiments.layer_cases_conv import pool_config
+from experiments.layer_cases.conv import pool_config
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: 1e-10, np.float32: 1e-5}

@@ -204,7 +204,7 @@ if hasattr(os, "register_at_fork"):
 # inspects every loaded library each time) and ``ThreadpoolController.limit``
 # ~7 us; the controllers of the libraries, found once, cost ~2 us for a get and
 # two sets, what the ctypes look-ups written here before cost (~2.5 us):
-# docs/design.md, "BLAS thread control". Every layer with a matrix product
+# docs/paths.md, "BLAS thread control". Every layer with a matrix product
 # enters blas_threads, so only those controllers are called per layer.
 _controllers = None  # threadpoolctl's controllers of the BLAS libraries NumPy loaded, found once
 
