@@ -6,12 +6,16 @@ the same computation fast, and you can skip it. The reading order (the
 README's learner map says the same):
 
 1. ``scratch/nn/module.py``, ``parameter.py``: forward, backward, parameters.
-2. ``scratch/nn/linear.py``, ``activation.py``, ``loss.py``: a multilayer network.
-3. ``scratch/numerical.py``: the numerical gradients the backprop is checked against.
-4. ``scratch/optim/sgd.py``, ``adam.py`` (and ``book.py``, the book's forms).
+2. ``scratch/nn/functional.py``, ``activation.py``, ``linear.py``, ``loss.py``, ``init.py``:
+   a multilayer network (``scratch/models/`` builds the book's networks from them).
+3. ``scratch/graph.py`` and ``scratch/numerical.py``: chapter 5's nodes, and the
+   numerical gradients the backprop is checked against.
+4. ``scratch/optim/optimizer.py``, ``sgd.py``, ``adam.py`` ... (``book.py``: the book's forms).
 5. ``scratch/nn/im2col.py``, ``conv.py``, ``pooling.py``: convolutions.
-6. ``scratch/nn/batchnorm.py``, ``dropout.py``, ``residual.py``.
+6. ``scratch/nn/batchnorm.py``, ``dropout.py``, ``regularization.py``, ``residual.py``.
 7. ``scratch/paths.py``: the switch between the plain and the fast path.
+
+Not ``scratch/fast/``: it computes what the files above compute, faster.
 
 ``scratch.set_fast(False)``, ``with scratch.plain():`` or ``SCRATCH_PLAIN=1``
 run everything on the plain path; ``set_num_threads`` sets the fast path's threads.
