@@ -98,3 +98,36 @@ def test_adam_single_tensor_rule_equals_the_fused_one():
                 opt.step()
         params[fast] = p.data
     np.testing.assert_array_equal(params[True], params[False])
+
+
+def test_the_plain_path_never_enters_scratch_fast(monkeypatch):
+    """A training step of each CNN on the plain path with every function of scratch.fast made to fail."""
+    import inspect
+
+    from scratch import fast
+    from scratch.models.convnets import DeepConvNet, SimpleConvNet
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the plain path entered scratch.fast")
+
+    for module in (fast.parallel, fast.linear, fast.conv, fast.pooling, fast.activation, fast.batchnorm, fast.loss,
+                   fast.optim, fast.im2col, fast.channels):
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ == module.__name__:
+                monkeypatch.setattr(module, name, refuse)
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((4, 1, 28, 28)), rng.integers(0, 10, 4)
+    for net in (SimpleConvNet(dtype=np.float64, generator=rng), DeepConvNet(dtype=np.float64, generator=rng)):
+        opt = scratch.optim.Adam(net.parameters())
+        with scratch.plain():
+            net.loss(x, t)
+            net.loss_backward()
+            opt.step()
+    with scratch.plain():
+        for layer in (snn.BatchNorm2d(1, dtype=np.float64), snn.AvgPool2d(2)):
+            layer.backward(np.ones_like(layer(x)))
+        loss = snn.CrossEntropyLoss()
+        loss(rng.standard_normal((4, 10)), t)  # one-hot targets: the fast path's shortcut, not taken here
+        loss.backward()
+    with pytest.raises(AssertionError, match="entered scratch.fast"):  # the check itself works
+        SimpleConvNet(dtype=np.float64, generator=rng).loss(x, t)
