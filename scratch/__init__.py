@@ -1,6 +1,7 @@
 """The NumPy twin: a small deep-learning framework with PyTorch's names.
 
-``scratch`` imports NumPy and nothing else. Every layer shows its formula as
+``scratch`` imports NumPy and nothing else (the fast path's BLAS thread control
+also uses threadpoolctl, when it first runs). Every layer shows its formula as
 plain NumPy (the plain path); ``scratch.fast`` holds the engineering that makes
 the same computation fast, and you can skip it. The reading order (the
 README's learner map says the same):
