@@ -49,7 +49,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from experiments.compare import TORCH_DTYPE, compare_arrays, layer_tolerance
+from experiments.compare import compare_arrays, layer_tolerance
+from torch_ref.nn import torch_dtype
 
 # The checker's generator: numpy.random.default_rng((CHECK_STREAM, seed)); CHECK_STREAM is b"check" as an integer.
 CHECK_STREAM = int.from_bytes(b"check", "big")
@@ -336,7 +337,7 @@ def _torch_run(counterpart, inputs, diff, G, dtype, train, keep=None):
                             else np.asarray(v), requires_grad=i in diff) for i, v in enumerate(inputs)]
     module = counterpart if isinstance(counterpart, nn.Module) else None
     if module is not None:
-        module.to(TORCH_DTYPE[np.dtype(dtype)])
+        module.to(torch_dtype(dtype))
         module.train(bool(train))
         module.zero_grad(set_to_none=True)
     if module is not None and _is_dropout(module) and train:
@@ -430,7 +431,7 @@ def _check(result, layer, module, inputs, nondiff, params, grads, train, grad_ou
     result.inputs = ", ".join(f"{names[i]} {inputs[i].shape}" for i in range(len(inputs)))
     tol = layer_tolerance(dtype)
     if isinstance(module, nn.Module):
-        module.to(TORCH_DTYPE[np.dtype(dtype)])
+        module.to(torch_dtype(dtype))
     slots = _slots(layer, module, params, grads)
     _copy_weights(layer, module, slots, dtype)
     snapshot = copy.deepcopy(module) if isinstance(module, nn.Module) else module
@@ -1023,7 +1024,7 @@ def _ctor_args(cls):
 
 def _book_affine(cls, rng, dtype):
     n, i, o = rng.integers(2, 9), rng.integers(1, 8), rng.integers(1, 8)
-    m = _init(nn.Linear(int(i), int(o)).to(TORCH_DTYPE[dtype]), rng)
+    m = _init(nn.Linear(int(i), int(o)).to(torch_dtype(dtype)), rng)
     return cls(np.zeros((i, o), dtype), np.zeros(o, dtype)), m, [_randn(rng, (n, i), dtype)], {}
 
 
@@ -1051,7 +1052,7 @@ def _book_dropout(cls, rng, dtype):
 
 def _book_batchnorm(cls, rng, dtype):
     n, d = int(rng.integers(3, 9)), int(rng.integers(1, 6))
-    m = _init(nn.BatchNorm1d(d, momentum=0.1).to(TORCH_DTYPE[dtype]), rng)
+    m = _init(nn.BatchNorm1d(d, momentum=0.1).to(torch_dtype(dtype)), rng)
     layer = cls(np.ones(d, dtype), np.zeros(d, dtype), 0.9) if "momentum" in _ctor_args(cls) else \
         cls(np.ones(d, dtype), np.zeros(d, dtype))
     x = _randn(rng, (n, d), dtype) * rng.uniform(0.5, 2, d).astype(dtype)
@@ -1063,7 +1064,7 @@ def _book_conv(cls, rng, dtype):
     fh, fw = (int(v) for v in rng.integers(1, 4, size=2))
     stride, pad = int(rng.integers(1, 3)), int(rng.integers(0, 2))
     h, w = fh + int(rng.integers(0, 5)), fw + int(rng.integers(0, 5))
-    m = _init(nn.Conv2d(c, fn, (fh, fw), stride=stride, padding=pad).to(TORCH_DTYPE[dtype]), rng)
+    m = _init(nn.Conv2d(c, fn, (fh, fw), stride=stride, padding=pad).to(torch_dtype(dtype)), rng)
     layer = cls(np.zeros((fn, c, fh, fw), dtype), np.zeros(fn, dtype), stride, pad)
     return layer, m, [_randn(rng, (n, c, h, w), dtype)], {}
 
@@ -1091,7 +1092,7 @@ BOOK = OrderedDict(
 def _torch_style(name):
     """scratch.nn-style modules: built with torch's constructor arguments, weights copied by state_dict."""
     def build(cls, rng, dtype):
-        td = TORCH_DTYPE[dtype]
+        td = torch_dtype(dtype)
         if name == "Linear":
             i, o = (int(v) for v in rng.integers(1, 8, size=2))
             args, shape = (i, o), (int(rng.integers(2, 9)), i)

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from torch_ref.nn import torch_dtype
+
 # docs/design.md, "Tolerances": the largest error relative to the scale of the values.
 TOLERANCE = {
     "layer": {np.float64: 1e-10, np.float32: 1e-5},
@@ -19,9 +21,6 @@ TOLERANCE = {
     "optim": {np.float64: 1e-12, np.float32: 1e-5},
     "lockstep": 1e-9,
 }
-
-TORCH_DTYPE = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
-               np.dtype(np.float64): torch.float64}
 
 
 def layer_tolerance(dtype) -> float:
@@ -132,8 +131,8 @@ def twin_values(scratch_module, torch_module, x, *args, grad_output=None, seed: 
     """The tensors ``compare_module`` compares: (scratch values, torch values, upstream gradient G)."""
     _require_module(scratch_module, torch_module, copy)
     x = np.asarray(x)
-    torch_module.to(TORCH_DTYPE[x.dtype])  # before the copy, so that weights are not rounded on the way
-    if copy:
+    torch_module.to(torch_dtype(x.dtype))  # before the copy, so that weights are not rounded on the way
+    if copy and hasattr(scratch_module, "state_dict"):
         copy_weights(scratch_module, torch_module)
     if hasattr(scratch_module, "training"):
         torch_module.train(scratch_module.training)
@@ -168,7 +167,7 @@ def _require_module(scratch_module, torch_module, copy) -> None:
 def torch_values(torch_module, x, *args, grad_output) -> "OrderedDict[str, np.ndarray]":
     """Forward and backward of a torch module in ``x``'s dtype: output, grad_input, grad_<param>, buffers."""
     x = np.asarray(x)
-    torch_module.to(TORCH_DTYPE[x.dtype])
+    torch_module.to(torch_dtype(x.dtype))
     torch_module.zero_grad(set_to_none=True)
     x_t = torch.tensor(x, requires_grad=True)
     args_t = [torch.tensor(np.asarray(a)) if isinstance(a, np.ndarray) else a for a in args]

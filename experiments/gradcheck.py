@@ -3,7 +3,8 @@
 For each layer of ``experiments.layer_cases`` it draws random configurations
 (shapes, options, values), compares forward, input gradient, parameter
 gradients and buffers with PyTorch in float64 and float32, and compares the
-backprop with central differences in float64. It prints one line per layer and
+backprop with central differences in float64: on the fast path and on the
+plain one, and the two paths with each other. It prints one line per layer and
 check, writes ``reports/gradcheck/`` (report.md, records.csv with every tensor
 of every configuration) and exits with 1 if anything is out of tolerance.
 """
@@ -14,10 +15,19 @@ import numpy as np
 
 from experiments import layer_cases
 from experiments.compare import TOLERANCE
-from experiments.report import atomic_dir, runs_dir, environment_markdown, markdown_table
-from experiments.runner import at_least
+from experiments.report import atomic_dir, environment_markdown, markdown_table, runs_dir
+from experiments.arguments import at_least
 
-CHECKS = ("torch float64", "torch float32", "numerical float64")
+# name: (what against, dtype, scratch's path: True the fast one, False the plain one; docs/paths.md)
+CHECKS = {
+    "torch float64": ("torch", np.float64, True),
+    "torch float32": ("torch", np.float32, True),
+    "numerical float64": ("numerical", np.float64, True),
+    "plain: torch float64": ("torch", np.float64, False),
+    "plain: torch float32": ("torch", np.float32, False),
+    "plain: numerical float64": ("numerical", np.float64, False),
+    "plain = fast float64": ("paths", np.float64, None),
+}
 
 
 def add_arguments(parser):
@@ -35,24 +45,28 @@ def run_checks(names, configs: int, seed: int) -> list:
     rows = []
     for name in names:
         case = layer_cases.CASES[name]
-        for check in CHECKS:
-            if check.startswith("numerical") and not case.numerical:
+        for check, (against, dtype, fast) in CHECKS.items():
+            if against == "numerical" and not case.numerical:
                 continue
             rng = np.random.default_rng([seed, len(rows)])
             for i in range(configs):
-                if check.startswith("numerical"):
-                    description, records = layer_cases.check_against_numerical(case, rng)
-                    tol = TOLERANCE["numerical"]
-                    rows += [dict(layer=name, check=check, config=i, description=description, tensor=r["name"],
-                                  shape=str(r["shape"]), max_abs=r["max_abs"], error=r["max_rel"], tolerance=tol,
+                row = dict(layer=name, check=check, config=i)
+                if against == "numerical":
+                    description, records = layer_cases.check_against_numerical(case, rng, fast=fast)
+                    rows += [dict(row, description=description, tensor=r["name"], shape=str(r["shape"]),
+                                  max_abs=r["max_abs"], error=r["max_rel"], tolerance=TOLERANCE["numerical"],
                                   where=str(r["where"])) for r in records]
+                elif against == "paths":
+                    description, records = layer_cases.check_paths(case, rng, dtype)
+                    rows += [dict(row, description=description, tensor=r.tensor, shape=str(r.shape),
+                                  max_abs=r.max_abs, error=r.scaled, tolerance=layer_cases.PATHS_TOLERANCE,
+                                  where=str(r.where)) for r in records]
                 else:
-                    dtype = np.float64 if check.endswith("64") else np.float32
-                    description, records, tol = layer_cases.check_against_torch(case, rng, dtype)
-                    rows += [dict(layer=name, check=check, config=i, description=description, tensor=r.tensor,
-                                  shape=str(r.shape), max_abs=r.max_abs, error=r.scaled, tolerance=tol,
-                                  where=str(r.where), float64_error=r.float64_error,
-                                  torch_float64_error=r.torch_float64_error, ok=r.ok(tol)) for r in records]
+                    description, records, tol = layer_cases.check_against_torch(case, rng, dtype, fast=fast)
+                    rows += [dict(row, description=description, tensor=r.tensor, shape=str(r.shape),
+                                  max_abs=r.max_abs, error=r.scaled, tolerance=tol, where=str(r.where),
+                                  float64_error=r.float64_error, torch_float64_error=r.torch_float64_error,
+                                  ok=r.ok(tol)) for r in records]
     for r in rows:
         r.setdefault("ok", r["error"] <= r["tolerance"])
     return rows
@@ -84,6 +98,9 @@ def write_report(out, rows, summary, args, seconds) -> None:
             "# Gradient check: every scratch layer against torch autograd and central differences\n",
             f"{len(summary)} layer checks, {len(rows)} tensors compared in {seconds:.1f} s: "
             + ("**all within tolerance**." if not failures else f"**{len(failures)} out of tolerance**.") + "\n",
+            "Each layer runs on both of scratch's paths (docs/paths.md): the fast one (the checks without a "
+            "prefix) and the plain one ('plain:'), and 'plain = fast' compares the two paths with each other "
+            "(every tensor, float64, tolerance 1e-12 scaled: the same formula, sums in other orders).\n",
             "Error measure: against torch, the largest absolute difference divided by the largest |value| of the "
             "reference tensor (docs/design.md tolerances 1e-10 in float64, 1e-5 in float32); against central "
             "differences (h = 1e-6, float64), the largest absolute difference divided by the largest |numerical "
@@ -121,9 +138,9 @@ def main(args) -> int:
     rows = run_checks(names, args.configs, args.seed)
     seconds = time.perf_counter() - start
     summary = summarise(rows)
-    print(f"{'layer':20s} {'check':18s} {'configs':>7s} {'worst tensor':16s} {'error':>9s} {'tol':>7s}  result")
+    print(f"{'layer':20s} {'check':24s} {'configs':>7s} {'worst tensor':16s} {'error':>9s} {'tol':>7s}  result")
     for s in summary:
-        print(f"{s['layer']:20s} {s['check']:18s} {s['configs']:7d} {s['worst_tensor']:16s} "
+        print(f"{s['layer']:20s} {s['check']:24s} {s['configs']:7d} {s['worst_tensor']:16s} "
               f"{s['error']:9.2e} {s['tolerance']:7.0e}  {s['result']}")
     out = Path(args.out or runs_dir()) / "gradcheck"
     write_report(out, rows, summary, args, seconds)

@@ -1,4 +1,6 @@
-"""Writing reports: whole or not at all, with the environment they came from.
+"""Report plumbing shared by every command: atomic folders, the environment block, Markdown tables.
+
+(What a training run's report contains is experiments/results.py's business.)
 
 ``atomic_dir(final)`` yields a temporary folder beside ``final``; only when the
 block finishes does it replace ``final`` (a rename), so an interrupted run
@@ -88,18 +90,17 @@ def _cpu_name() -> str:
 
 
 def markdown_table(rows, columns=None) -> str:
-    """A list of dicts as a Markdown table (floats in 3 significant digits)."""
+    """A list of dicts as a Markdown table (floats in 3 significant digits; '|' in cells and headers escaped)."""
     rows = list(rows)
     if not rows:
         return "(no rows)\n"
     columns = columns or list(rows[0])
 
     def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.3g}"
-        return str(v)
+        text = f"{v:.3g}" if isinstance(v, float) else str(v)
+        return text.replace("|", "\\|")  # a '|' in a cell would end it
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(fmt(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 

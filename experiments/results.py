@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments.report import environment_markdown  # noqa: E402
-from experiments.report import markdown_table as _markdown_table  # noqa: E402
+from experiments.report import markdown_table  # noqa: E402,F401  (the experiments take it from here too)
 
 COLUMNS = ("experiment", "impl", "mode", "seed", "step", "epoch", "metric", "value")
 DRIFT_MARKS = (1e-6, 1e-4, 1e-2)  # float32 lockstep: when the relative loss difference first passes each
@@ -78,14 +78,6 @@ def jsonable(obj):
     if isinstance(obj, np.dtype) or isinstance(obj, type):
         return str(obj)
     return obj
-
-
-def markdown_table(rows, columns=None) -> str:
-    """``experiments.report.markdown_table`` with '|' inside cells and headers escaped."""
-    def esc(v):
-        return v.replace("|", "\\|") if isinstance(v, str) else v
-    rows = [{esc(k): esc(v) for k, v in r.items()} for r in rows]
-    return _markdown_table(rows, None if columns is None else [esc(c) for c in columns])
 
 
 # -- numbers for tables ---------------------------------------------------------------
@@ -317,11 +309,13 @@ def render_report(info, results, sections, figures, parity, env) -> str:
               markdown_table([{"profile": info["profile"], "mode": info["mode"], "seed": info["seed"],
                                "seeds (independent)": ", ".join(map(str, info["seeds"])),
                                "dtype": info["dtype"], "torch device": info["device"],
-                               "threads per twin": info.get("threads")}]),
+                               "threads per twin": info.get("threads"),
+                               "scratch path": info.get("scratch_path", "fast")}]),
               "", "Configuration (profile `" + info["profile"] + "`):", "", "```json",
               json.dumps(jsonable(info["config"]), indent=1), "```", "",
               f"Command: `python -m experiments run {info['experiment']} --profile {info['profile']} "
-              f"--mode {info['mode']} --seed {info['seed']} --dtype {info['dtype']}`", ""]
+              f"--mode {info['mode']} --seed {info['seed']} --dtype {info['dtype']}"
+              + (" --plain`" if info.get("scratch_path") == "plain" else "`"), ""]
     if results:
         lines += ["## Final metrics, side by side", "", markdown_table(result_rows(results)), ""]
     rows = parity_rows(results, parity)

@@ -12,9 +12,9 @@ experiment beside the committed reference report in ``reports/`` with a verdict;
 ``--out reports`` (``make reference``) regenerates the reference itself. The
 index ``<out>/README.md`` is rewritten after each experiment.
 """
-import argparse
 import ast
 import json
+import os
 import sys
 import time
 import traceback
@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+import scratch
 from experiments import catalogue
+from experiments.arguments import at_least
 from experiments.catalogue import PROFILES
 from experiments.report import REPORTS, atomic_dir, environment, is_reference, runs_dir
 from experiments.threads import threads as thread_limit
@@ -190,7 +192,8 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
         info = {
             "experiment": exp.name, "number": exp.number, "chapter": exp.chapter, "shows": exp.shows,
             "profile": profile, "mode": mode, "seed": seed, "seeds": seed_list, "dtype": str(ctx.dtype),
-            "device": device, "threads": threads, "config": config, "headline_text": ctx.headline_text,
+            "device": device, "threads": threads, "scratch_path": "fast" if scratch.is_fast() else "plain",
+            "config": config, "headline_text": ctx.headline_text,
             "wall_time_s": time.perf_counter() - start,
         }
         summary = dict(info, environment=env, trained=exp.trained, worst_loss_rel_diff=worst,
@@ -277,21 +280,9 @@ def add_run_arguments(parser) -> None:
                              "down (default 1)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of the profile, e.g. --set iterations=500 (repeatable)")
-
-
-def at_least(minimum: int):
-    """An argparse type: an integer of at least ``minimum`` (the commands' counts and sizes)."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"expected a positive integer, got {text!r}" if minimum == 1
-                else f"expected an integer >= {minimum}, got {text!r}")
-        return value
-    return parse
+    parser.add_argument("--plain", action="store_true",
+                        help="run the scratch twin on its plain path (the formulas as written, no threads or "
+                             "layout tricks; slower), as SCRATCH_PLAIN=1 does (default: the fast path)")
 
 
 def parse_overrides(items) -> dict:
@@ -308,6 +299,22 @@ def parse_overrides(items) -> dict:
 
 
 def main_run(args) -> int:
+    if not args.plain:
+        return _main_run(args)
+    # The environment too, so that processes started from here take the plain path as well.
+    before = os.environ.get("SCRATCH_PLAIN")
+    os.environ["SCRATCH_PLAIN"] = "1"
+    try:
+        with scratch.plain():
+            return _main_run(args)
+    finally:
+        if before is None:
+            del os.environ["SCRATCH_PLAIN"]
+        else:
+            os.environ["SCRATCH_PLAIN"] = before
+
+
+def _main_run(args) -> int:
     exps = catalogue.all_experiments()
     valid = [e.name for e in exps]
     names = valid if args.names == ["all"] else args.names

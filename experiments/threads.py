@@ -7,18 +7,18 @@ runner therefore gives each twin the same number of threads, one by default,
 which also keeps the time-per-step comparison fair.
 
 For the scratch twin, n threads means: its layers split a batch into n parts
-run at once (``scratch.parallel``), each part's matrix products on one
+run at once (``scratch.fast.parallel``), each part's matrix products on one
 OpenBLAS thread. OpenBLAS itself is kept to one thread: its idle threads
 busy-wait for about a tenth of a second after every multi-threaded product, and
 on two cores that takes a core from whatever runs next (scratch's other part,
 or torch). OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads;
-``scratch.parallel`` sets it at run time.
+``scratch.fast.parallel`` sets it at run time.
 """
 import contextlib
 
 import torch
 
-from scratch import parallel
+from scratch.fast import parallel
 
 
 def get_threads() -> dict:

@@ -25,7 +25,8 @@ import torch
 from tqdm import tqdm
 
 import scratch.nn as snn
-from experiments.compare import TORCH_DTYPE, compare_arrays
+from experiments.compare import compare_arrays
+from torch_ref.nn import torch_dtype  # noqa: F401  (re-exported: the trainers and experiments take it from here)
 
 
 # -- what to train -------------------------------------------------------------
@@ -213,10 +214,6 @@ class TorchTwin:
 
     def state_dict(self) -> dict:
         return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
-
-
-def torch_dtype(dtype) -> torch.dtype:
-    return TORCH_DTYPE[np.dtype(dtype)]
 
 
 # -- measuring -------------------------------------------------------------------

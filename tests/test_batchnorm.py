@@ -15,9 +15,9 @@ import scratch.nn as snn
 from experiments.compare import compare_arrays, to_numpy, to_torch
 from experiments.layer_cases import CASES, check_against_numerical, check_against_torch
 from scratch.numerical import gradcheck
+from torch_ref.nn import torch_dtype
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 DTYPES = [np.float64, np.float32]
 # scratch follows torch's BatchNorm keyword-only bias= (and its repr, which shows it); older torch
 # releases (2.9) have neither, so the tests that compare against them need the feature.
@@ -34,7 +34,7 @@ def _assert_ok(records, tol, context=""):
 def _twins(kind, C, dtype, rng=None, **cfg):
     scratch_cls, torch_cls = TWINS[kind]
     s = scratch_cls(C, dtype=dtype, **cfg)
-    t = torch_cls(C, dtype=TORCH_DTYPE[dtype], **cfg)
+    t = torch_cls(C, dtype=torch_dtype(dtype), **cfg)
     if rng is not None:  # non-trivial weights and statistics, so eval mode is not the identity
         if s.affine:
             s.weight.data[...] = rng.uniform(0.5, 2.0, C) * rng.choice([-1, 1], C)
@@ -304,7 +304,7 @@ def test_book_batchnorm_in_training_is_per_activation_batchnorm_with_eps_1e6(dty
     book = snn.BookBatchNorm(D, dtype=dtype)
     book.weight.data[...] = rng.uniform(0.5, 2, D)
     book.bias.data[...] = rng.standard_normal(D)
-    ref = torch.nn.BatchNorm1d(D, eps=1e-6, dtype=TORCH_DTYPE[dtype])
+    ref = torch.nn.BatchNorm1d(D, eps=1e-6, dtype=torch_dtype(dtype))
     with torch.no_grad():
         ref.weight.copy_(torch.tensor(book.weight.data))
         ref.bias.copy_(torch.tensor(book.bias.data))
@@ -381,7 +381,7 @@ def test_batchnorm2d_any_memory_layout_matches_torch(layout, training, dtype):
 def test_channel_sum_is_the_float64_sum_in_any_layout(layout, dtype, shape):
     # The float32 path adds partial sums of <= 1,024 values in float32: sizes above and off that
     # (13,200 values a channel, rows of 1,320 and of 1,300) cover the blocks and their remainders.
-    from scratch.nn.channels import channel_sum
+    from scratch.fast.channels import channel_sum
 
     rng = np.random.default_rng(5)
     x = (rng.standard_normal(shape) + 3).astype(dtype)

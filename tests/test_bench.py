@@ -15,31 +15,42 @@ def test_bench_smoke(tmp_path):
                  "step MLP", "--out", str(out)]) == 0
     assert {p.name for p in out.iterdir()} == {"report.md", "bench.csv", "ratios.png"}
     rows = list(csv.DictReader(open(out / "bench.csv")))
-    assert [r["case"] for r in rows] == ["Linear 784->100", "MaxPool2d SimpleConvNet pool", "step MLP 784-100-100-10"]
+    assert [(r["case"], r["dtype"]) for r in rows] == [
+        (case, dtype) for case in ("Linear 784->100", "MaxPool2d SimpleConvNet pool", "step MLP 784-100-100-10")
+        for dtype in ("float32", "float64")]
     for r in rows:
-        assert float(r["scratch_ms"]) > 0 and float(r["torch_ms"]) > 0
+        assert float(r["scratch_ms"]) > 0 and float(r["plain_ms"]) > 0 and float(r["torch_ms"]) > 0
         assert np.isclose(float(r["ratio"]), float(r["scratch_ms"]) / float(r["torch_ms"]))
+        assert np.isclose(float(r["fast_speedup"]), float(r["plain_ms"]) / float(r["scratch_ms"]))
     report = (out / "report.md").read_text()
-    for heading in ("Training steps against the targets", "Roofline", "Where the scratch time goes", "numpy_blas"):
+    for heading in ("Training steps: plain, fast and torch", "Layers: plain, fast and torch", "Roofline",
+                    "Where the scratch time goes", "numpy_blas"):
         assert heading in report
 
 
 def test_steps_are_timed_again_on_one_thread_when_the_bench_has_more(tmp_path):
     out = tmp_path / "bench"
-    assert main(["bench", "--quick", "--threads", "2", "--only", "step MLP", "--out", str(out)]) == 0
+    assert main(["bench", "--quick", "--threads", "2", "--only", "step MLP", "--dtypes", "float64",
+                 "--out", str(out)]) == 0
     (row,) = list(csv.DictReader(open(out / "bench.csv")))
-    assert float(row["ratio_1_thread"]) > 0
+    assert row["dtype"] == "float64"
+    assert float(row["ratio_1_thread"]) > 0 and float(row["plain_ratio_1_thread"]) > 0
     assert "ratio, 1 thread each" in (out / "report.md").read_text()
 
 
-def test_every_case_builds_both_twins():
+def test_every_case_builds_every_contestant_in_both_dtypes():
+    import scratch
+
     names = [c.name for c in bench.all_cases()]
     assert len(names) == len(set(names))
+    fast = scratch.is_fast()
     for case in bench.all_cases():
-        for twin in ("scratch", "torch"):
-            call = case.build(twin, 2)  # BatchNorm1d needs two samples
-            call()
-            call()
+        for twin in ("scratch", "plain", "torch"):
+            for dtype in (np.float32, np.float64):
+                call = case.build(twin, 2, np.dtype(dtype))  # BatchNorm1d needs two samples
+                call()
+                call()
+                assert scratch.is_fast() == fast, "the plain contestant leaves the path as it was"
 
 
 def test_matmul_flops_of_simpleconvnet():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import scratch.nn as snn
-from scratch.nn import im2col
+from scratch.fast import im2col
 from experiments.compare import compare_module, to_torch
 from experiments.layer_cases import CASES, check_against_numerical, check_against_torch
 

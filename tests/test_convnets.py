@@ -51,8 +51,15 @@ def _twins(name, seed, dtype=np.float64, **kwargs):
     return s, t
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
 @pytest.mark.parametrize("name,batch,lr", [("SimpleConvNet", 8, 0.05), ("DeepConvNet", 4, 0.01)])
-def test_lockstep_100_steps_float64(name, batch, lr, one_thread):
+def test_lockstep_100_steps_float64(name, batch, lr, fast, one_thread):
+    """Both of scratch's paths (docs/design.md, "Two paths through scratch/") train in lockstep with torch."""
+    with scratch.paths.using(fast):
+        _lockstep_100_steps(name, batch, lr)
+
+
+def _lockstep_100_steps(name, batch, lr):
     s, t = _twins(name, seed=0)
     rng = np.random.default_rng(42)
     images, labels = generated_images(rng, 200)

@@ -15,7 +15,6 @@ from experiments.layer_cases import CASES, check_against_numerical, check_agains
 from torch_ref.nn import NumpyDropout
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 DTYPES = [np.float64, np.float32]
 
 

@@ -15,8 +15,12 @@ def test_gradcheck_writes_report(tmp_path, capsys):
     assert "| Linear | torch float64 | 2 |" in report and "all within tolerance" in report
     with open(tmp_path / "gradcheck" / "records.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {r["check"] for r in rows} == {"torch float64", "torch float32", "numerical float64"}
-    assert "2/2" not in capsys.readouterr().out  # 6 checks: 2 layers x 3
+    # Both of scratch's paths against torch and central differences, and the paths against each other
+    assert {r["check"] for r in rows} == {"torch float64", "torch float32", "numerical float64",
+                                          "plain: torch float64", "plain: torch float32", "plain: numerical float64",
+                                          "plain = fast float64"}
+    assert "| Linear | plain = fast float64 | 2 |" in report
+    assert "14/14 checks within tolerance" in capsys.readouterr().out  # 2 layers x 7
     assert not list(tmp_path.glob(".gradcheck.tmp*"))
 
 

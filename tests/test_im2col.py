@@ -1,36 +1,61 @@
-"""im2col / col2im: the strided-view versions against the book's loops, and col2im as im2col's adjoint."""
+"""im2col / col2im: the fast channels-last versions against the plain ones, and col2im as im2col's adjoint."""
 import numpy as np
 import pytest
 
-from scratch.nn.im2col import (col2im, col2im_book, col2im_product, conv_output_size, im2col, im2col_book,
-                               pad_channels_last, windows)
+from scratch.fast.im2col import col2im, col2im_product, im2col, pad_channels_last, windows
+from scratch.nn import im2col as plain
+from scratch.nn.im2col import conv_output_size
 
 
-def _book_order(col, N, oh, ow, kh, kw, C):
-    """Our (kh, kw, c) column order -> the book's (c, kh, kw)."""
+def _plain_order(col, N, oh, ow, kh, kw, C):
+    """The fast (kh, kw, c) column order -> the plain one's (c, kh, kw)."""
     return col.reshape(N * oh * ow, kh, kw, C).transpose(0, 3, 1, 2).reshape(N * oh * ow, C * kh * kw)
 
 
+def _book_im2col(input_data, filter_h, filter_w, stride=1, pad=0):
+    """The book's im2col (chapter 7.4), word for word: the plain one must give the same matrix."""
+    N, C, H, W = input_data.shape
+    out_h = (H + 2 * pad - filter_h) // stride + 1
+    out_w = (W + 2 * pad - filter_w) // stride + 1
+    img = np.pad(input_data, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.zeros((N, C, filter_h, filter_w, out_h, out_w), dtype=input_data.dtype)
+    for y in range(filter_h):
+        y_max = y + stride * out_h
+        for x in range(filter_w):
+            x_max = x + stride * out_w
+            col[:, :, y, x, :, :] = img[:, :, y:y_max:stride, x:x_max:stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * out_h * out_w, -1)
+
+
 @pytest.mark.parametrize("seed", range(40))
-def test_im2col_equals_book(seed):
+def test_fast_im2col_equals_plain_and_plain_equals_book(seed):
     rng = np.random.default_rng(seed)
     N, C = int(rng.integers(1, 4)), int(rng.choice([1, 2, 3, 4, 7]))  # both sides of the tap-major switch
-    kh = kw = int(rng.integers(1, 5))  # the book's version takes one square-kernel size
-    stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, 3))
-    H, W = (int(v) for v in rng.integers(kh, 10, 2))
+    kernel = tuple(int(v) for v in rng.integers(1, 5, 2))
+    stride, dilation = tuple(int(v) for v in rng.integers(1, 4, 2)), tuple(int(v) for v in rng.integers(1, 3, 2))
+    pad = int(rng.integers(0, 3))
+    H, W = (d * (k - 1) + 1 + int(rng.integers(0, 6)) for k, d in zip(kernel, dilation))
     dtype = [np.float64, np.float32][seed % 2]
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    oh, ow = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
-    col = im2col(pad_channels_last(x, (pad, pad, pad, pad)), (kh, kw), (stride, stride))
-    assert col.shape == (N * oh * ow, kh * kw * C) and col.dtype == dtype
-    np.testing.assert_array_equal(_book_order(col, N, oh, ow, kh, kw, C), im2col_book(x, kh, kw, stride, pad))
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = (conv_output_size(n, k, s, pad, d) for n, k, s, d in zip((H, W), kernel, stride, dilation))
+    col = plain.im2col(xp, kernel, stride, dilation)
+    assert col.shape == (N * oh * ow, C * kernel[0] * kernel[1]) and col.dtype == dtype
+    fast = im2col(pad_channels_last(x, (pad, pad, pad, pad)), kernel, stride, dilation)
+    np.testing.assert_array_equal(_plain_order(fast, N, oh, ow, *kernel, C), col)  # copies: equal bits
+    if kernel[0] == kernel[1] and stride[0] == stride[1] and dilation == (1, 1):
+        np.testing.assert_array_equal(col, _book_im2col(x, kernel[0], kernel[1], stride[0], pad))
 
     g = rng.standard_normal(col.shape).astype(dtype)
-    g_book = _book_order(g, N, oh, ow, kh, kw, C)
+    g_fast = g.reshape(N * oh * ow, C, *kernel).transpose(0, 2, 3, 1).reshape(g.shape)
     Hp, Wp = H + 2 * pad, W + 2 * pad
-    ours = col2im(g, (N, Hp, Wp, C), (kh, kw), (stride, stride))[:, pad:pad + H, pad:pad + W].transpose(0, 3, 1, 2)
-    np.testing.assert_allclose(ours, col2im_book(g_book, x.shape, kh, kw, stride, pad),
-                               rtol=1e-12 if dtype == np.float64 else 1e-5, atol=1e-12 if dtype == np.float64 else 1e-5)
+    back = plain.col2im(g, xp.shape, kernel, stride, dilation)
+    back_fast = col2im(g_fast, (N, Hp, Wp, C), kernel, stride, dilation).transpose(0, 3, 1, 2)
+    # Sums of the same terms in the same tap order: equal to round-off.
+    np.testing.assert_allclose(back_fast, back, rtol=1e-12 if dtype == np.float64 else 1e-5,
+                               atol=1e-12 if dtype == np.float64 else 1e-5)
+    assert np.isclose(np.sum(col.astype(np.float64) * g), np.sum(xp.astype(np.float64) * back),
+                      rtol=1e-4 if dtype == np.float32 else 1e-12), "plain col2im is im2col's adjoint"
 
 
 @pytest.mark.parametrize("seed", range(20))

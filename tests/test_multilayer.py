@@ -16,9 +16,9 @@ from scratch.models.multilayer import MultiLayerNet, MultiLayerNetExtend
 from scratch.nn import BatchNorm1d, BookBatchNorm, BookDropout, Dropout
 from scratch.numerical import numerical_gradient
 from torch_ref.models import multilayer as tm
+from torch_ref.nn import torch_dtype
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 
 
 CONFIGS = [
@@ -36,7 +36,7 @@ def _twins(cfg, dtype=np.float64, seed=0, sizes=(6, [7, 5], 4)):
     """A scratch net and its torch twin with the scratch net's weights and alike-seeded mask streams."""
     s = MultiLayerNetExtend(*sizes, **cfg, dtype=dtype, generator=np.random.default_rng(seed),
                             dropout_generator=np.random.default_rng(seed + 1))
-    t = tm.MultiLayerNetExtend(*sizes, **cfg, dtype=TORCH_DTYPE[dtype],
+    t = tm.MultiLayerNetExtend(*sizes, **cfg, dtype=torch_dtype(dtype),
                                dropout_generator=np.random.default_rng(seed + 1))
     t.load_state_dict(to_torch(s.state_dict()))
     return s, t

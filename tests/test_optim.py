@@ -13,17 +13,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import scratch
 from experiments.compare import compare_arrays
 from experiments.optim_transfer import optimizer_state_to_numpy, optimizer_state_to_torch
 from scratch import nn as snn
 from scratch import optim as soptim
 from scratch.nn import Parameter
+from torch_ref.nn import torch_dtype
 
 STEPS = 200
 
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 
 # Every option of every optimizer, alone and combined.
 CONFIGS = [
@@ -93,11 +94,13 @@ def _same_gradients(name, kw, dtype, torch_kw):
     return (s_opt, sp), (t_opt, tp)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name,kw", CONFIGS, ids=CONFIG_IDS)
-def test_same_gradients_200_steps(name, kw, dtype):
-    """torch's single-tensor code (foreach=False): parameters, then every state array, agree."""
-    (s_opt, sp), (t_opt, tp) = _same_gradients(name, kw, dtype, dict(foreach=False))
+def test_same_gradients_200_steps(name, kw, dtype, fast):
+    """torch's single-tensor code (foreach=False): parameters, then every state array, agree, on both paths."""
+    with scratch.paths.using(fast):
+        (s_opt, sp), (t_opt, tp) = _same_gradients(name, kw, dtype, dict(foreach=False))
     worst = _worst(sp, tp)
     assert worst.ok(TOL[dtype]), f"vs torch foreach=False: {worst}"
     s_state, t_state = s_opt.state_dict()["state"], t_opt.state_dict()["state"]
@@ -176,7 +179,7 @@ def _mlp_pair(dtype, rng):
     s_model = snn.Sequential(snn.Linear(6, 16, dtype=dtype, generator=rng), snn.ReLU(),
                              snn.Linear(16, 3, dtype=dtype, generator=rng))
     t_model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).to(
-        TORCH_DTYPE[dtype])
+        torch_dtype(dtype))
     t_model.load_state_dict({k: torch.tensor(v) for k, v in s_model.state_dict().items()})
     return s_model, t_model
 

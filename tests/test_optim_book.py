@@ -13,7 +13,6 @@ from scratch.optim import book
 from scratch.optim import lr_scheduler as ssched
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
-TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
 SHAPES = [(5, 3), (4,), ()]
 
 

@@ -1,4 +1,4 @@
-"""scratch.parallel: a batch split over threads, and every split layer still equal to torch.
+"""scratch.fast.parallel: a batch split over threads, and every split layer still equal to torch.
 
 The layers split only work of a megabyte or more; here MIN_PART_BYTES is 0 and
 three threads are used, so that the small random configurations of the parity
@@ -14,7 +14,7 @@ import torch
 import scratch
 import scratch.nn as snn
 import scratch.optim
-from scratch import parallel
+from scratch.fast import parallel
 from experiments.compare import compare_module
 from experiments.layer_cases import CASES, check_against_torch
 
@@ -180,7 +180,7 @@ def test_experiment_threads_give_both_twins_n_and_openblas_one():
 @pytest.mark.parametrize("channels", [6, 2])  # chunked im2col, and the whole tap-major col
 def test_convolution_gradients_do_not_depend_on_the_thread_count(channels, monkeypatch):
     """Chunks are shared out as threads come free, but their partial sums are added in chunk order."""
-    from scratch.nn import im2col
+    from scratch.fast import im2col
 
     monkeypatch.setattr(im2col, "CHUNK_BYTES", 1)  # one sample per chunk: 9 chunks to share out
     monkeypatch.setattr(parallel, "MIN_PART_BYTES", 0)
@@ -218,3 +218,15 @@ def test_small_work_keeps_openblas_to_one_thread_only_when_scratch_has_threads(m
             assert parallel.get_blas_threads() == 2
     finally:
         parallel.set_num_threads(before)
+
+
+def test_threadpoolctl_finds_numpys_blas():
+    """Without it the fast path cannot hold OpenBLAS to one thread inside its parts (threadpoolctl before 3.5
+    does not know NumPy 2's libscipy_openblas and finds nothing)."""
+    from scratch.fast.parallel import blas_threads, get_blas_threads
+
+    before = get_blas_threads()
+    assert before is not None, "threadpoolctl finds no BLAS library in this process"
+    with blas_threads(1):
+        assert get_blas_threads() == 1
+    assert get_blas_threads() == before

@@ -188,3 +188,17 @@ def test_report_names_the_commit_the_run_started_from(tmp_path, monkeypatch):
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["environment"]["git_commit"] == "abc1234"
     assert "- git_commit: abc1234" in (folder / "report.md").read_text()
+
+
+def test_plain_flag_trains_in_lockstep_on_the_plain_path(tmp_path, monkeypatch):
+    """--plain: the scratch twin's plain path (docs/design.md, "Two paths through scratch/"), still in lockstep."""
+    import scratch
+
+    monkeypatch.delenv("SCRATCH_PLAIN", raising=False)
+    fast_before = scratch.is_fast()
+    assert main(["run", "simple_convnet", "--profile", "tiny", "--plain", "--out", str(tmp_path)]) == 0
+    s = json.loads((tmp_path / "simple_convnet" / "summary.json").read_text())
+    assert s["scratch_path"] == "plain"
+    assert s["worst_loss_rel_diff"] is not None and s["worst_loss_rel_diff"] <= s["lockstep_tolerance"]
+    assert "--plain" in (tmp_path / "simple_convnet" / "report.md").read_text()
+    assert scratch.is_fast() == fast_before and "SCRATCH_PLAIN" not in os.environ, "the setting is restored"

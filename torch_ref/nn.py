@@ -14,17 +14,18 @@ import numpy as np
 import torch
 from torch import nn
 
-_TORCH_DTYPES = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
-                 np.dtype(np.float64): torch.float64}
+# The one map between the twins' dtypes (the harness, the trainers and the bench use it through torch_dtype).
+TORCH_DTYPES = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
+                np.dtype(np.float64): torch.float64}
 
 
 def torch_dtype(dtype) -> torch.dtype:
-    """A torch dtype from a torch dtype, a NumPy dtype or None (torch's default dtype)."""
+    """A torch dtype from a torch dtype, a NumPy dtype (or type, or name) or None (torch's default dtype)."""
     if dtype is None:
         return torch.get_default_dtype()
     if isinstance(dtype, torch.dtype):
         return dtype
-    return _TORCH_DTYPES[np.dtype(dtype)]
+    return TORCH_DTYPES[np.dtype(dtype)]
 
 
 class NumpyDropout(nn.Module):

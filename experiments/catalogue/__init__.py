@@ -17,7 +17,7 @@ Create ``experiments/catalogue/<name>.py`` (nothing else to edit)::
     from torch_ref.models.mine import MyNet as TorchMyNet
 
     @experiment(
-        number=19, name="my_experiment", chapter="6",
+        number=25, name="my_experiment", chapter="6",   # the next free number (`experiments list`)
         shows="One line: what the learner sees in the report.",
         durations={"quick": 15, "full": 300},     # rough seconds on 2 cores, for `list`
         profiles={                                  # ctx.config is the chosen profile's dict

@@ -108,7 +108,9 @@ def run(ctx):
     axes[0].set_xticklabels(names_p, rotation=30)
     axes[0].legend(fontsize=8)
     ratio = [max(s["error"], 1e-20) / s["tolerance"] for s in summary]
-    colors = {"torch float64": "tab:blue", "torch float32": "tab:orange", "numerical float64": "tab:green"}
+    colors = {"torch float64": "tab:blue", "torch float32": "tab:orange", "numerical float64": "tab:green",
+              "plain: torch float64": "lightsteelblue", "plain: torch float32": "navajowhite",
+              "plain: numerical float64": "lightgreen", "plain = fast float64": "tab:purple"}
     axes[1].bar(np.arange(len(summary)), ratio, color=[colors.get(s["check"], "gray") for s in summary])
     axes[1].axhline(1.0, color="tab:red", lw=1)
     axes[1].set(yscale="log", ylabel="worst error / tolerance (below the red line: ok)",
@@ -131,5 +133,6 @@ def run(ctx):
     ctx.section("Every layer of the library", (
         f"Each layer of `experiments.layer_cases` in {cfg['layer_configs']} random configuration(s) per "
         "check: against torch autograd in float64 and float32, and against central differences (h = 1e-6) "
-        "in float64. The worst tensor of each; `python -m experiments gradcheck --configs N` gives every "
-        "tensor.\n\n" + markdown_table(layer_rows)))
+        "in float64, on scratch's fast path and on its plain path ('plain:'), and the two paths against each "
+        "other ('plain = fast', tolerance 1e-12 scaled; docs/paths.md). The worst tensor of each; "
+        "`python -m experiments gradcheck --configs N` gives every tensor.\n\n" + markdown_table(layer_rows)))

@@ -29,7 +29,7 @@ arithmetic of a stride-1 stem: half an hour for both twins in float32 on this
 machine instead of five hours). The quick one takes a larger step (Adam lr 0.01, which batch
 norm tolerates) to learn something in 100 iterations. Before training, the report checks
 the residual layers against torch autograd and central differences, as every
-layer of the suite is (experiments/layer_cases_residual.py).
+layer of the suite is (experiments/layer_cases/residual.py).
 """
 import json
 
@@ -145,7 +145,7 @@ def run(ctx):
                  f"99.38%; {ctx.profile} profile)")
     ctx.section("Against the DeepConvNet", text)
     ctx.section("The residual layers against autograd", f"""\
-The layer cases of `experiments/layer_cases_residual.py` (random shapes, identity and projection
+The layer cases of `experiments/layer_cases/residual.py` (random shapes, identity and projection
 shortcuts, batch norm in training and evaluation mode), {cfg['checks']} configurations each: every output,
 input gradient and parameter gradient of the scratch layer against torch autograd, and the backprop against
 central differences (docs/design.md tolerances). The same cases run in `python -m experiments gradcheck` and in

@@ -1,4 +1,8 @@
-"""Modules, losses, initialisation and functional forms with ``torch.nn``'s names."""
+"""Modules, losses, initialisation and functional forms with ``torch.nn``'s names.
+
+Each layer's file shows its formula as plain NumPy, forward and backward side by side (the plain
+path); a layer with a fast path enters ``scratch.fast`` through one call at the top of its forward.
+"""
 from scratch.nn import functional, init
 from scratch.nn.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from scratch.nn.batchnorm import BatchNorm1d, BatchNorm2d, BookBatchNorm

@@ -30,9 +30,8 @@ import math
 
 import numpy as np
 
-from scratch.nn.channels import channel_sum, per_channel
-from scratch.nn.linear import check_dtype
-from scratch.nn.module import Module, check_floating, check_grad_output
+from scratch import fast, paths
+from scratch.nn.module import Module, check_dtype, check_floating, check_grad_output
 from scratch.nn.parameter import Parameter
 
 
@@ -60,7 +59,8 @@ class _BatchNorm(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
-        self.cache = None  # (x - mu, invstd (C,), used batch statistics)
+        self.fast_path = False  # which path the last forward took; its backward takes the same
+        self.cache = None  # (xhat, invstd (C,), used batch statistics); the fast path keeps its own
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -107,60 +107,51 @@ class _BatchNorm(Module):
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked)
         use_batch_stats = self.training or not self.track_running_stats
-
+        if use_batch_stats and self.training and m == 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
+        self.fast_path = paths.is_fast()
+        if self.fast_path:  # sums and broadcasts in either memory layout, buffers reused: scratch/fast/batchnorm.py
+            return fast.batchnorm.forward(self, x, m, factor, use_batch_stats)
+        axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channels'
+        per_channel = (1, -1) + (1,) * (x.ndim - 2)  # a (C,) vector shaped to broadcast over those axes
         if use_batch_stats:
-            if self.training and m == 1:
-                raise ValueError(
-                    f"Expected more than 1 value per channel when training, got input size {x.shape}"
-                )
-            mean = channel_sum(x) / m  # float64, see channel_sum
-            xc = x - per_channel(mean.astype(x.dtype), x)
-            out = np.square(xc)  # the output's buffer, once the variance is taken
-            var = channel_sum(out) / m
+            mean = x.mean(axis=axes, dtype=np.float64)  # torch's CPU kernel accumulates in double too
+            xc = x - mean.astype(x.dtype).reshape(per_channel)
+            var = np.square(xc).mean(axis=axes, dtype=np.float64)  # biased: divides by m
             invstd = (1 / np.sqrt(var + self.eps)).astype(x.dtype)
-            if self.training and self.track_running_stats:
-                # PyTorch's update, in its order of operations; running_var takes the unbiased variance.
-                unbiased = var * (m / (m - 1))
+            if self.training and self.track_running_stats:  # running_var takes the unbiased variance
                 self.running_mean[...] = factor * mean + (1 - factor) * self.running_mean
-                self.running_var[...] = factor * unbiased + (1 - factor) * self.running_var
+                self.running_var[...] = factor * var * (m / (m - 1)) + (1 - factor) * self.running_var
         else:
-            xc = x - per_channel(self.running_mean, x)
+            xc = x - self.running_mean.reshape(per_channel)
             invstd = 1 / np.sqrt(self.running_var + x.dtype.type(self.eps))
-            out = None
-        self.cache = (xc, invstd, use_batch_stats)
-        # y = xhat * gamma + beta = xc * (invstd * gamma) + beta: two passes, xhat is never stored
-        out = np.multiply(xc, per_channel(self._scale(invstd), x), out=out)
-        if self.bias is not None:
-            out += per_channel(self.bias.data, x)
-        return out
+        xhat = xc * invstd.reshape(per_channel)
+        self.cache = (xhat, invstd, use_batch_stats)
+        out = xhat if not self.affine else xhat * self.weight.data.reshape(per_channel)
+        return out if self.bias is None else out + self.bias.data.reshape(per_channel)
 
     def _scale(self, invstd: np.ndarray) -> np.ndarray:
         """invstd * gamma per channel: what multiplies x - mu in the output and g in dL/dx."""
         return invstd * self.weight.data if self.affine else invstd
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        xc, invstd, use_batch_stats = self.cache
-        g = check_grad_output(self, grad_output, xc.shape)
-        sum_g = channel_sum(g)
-        g_xc = g * xc
-        sum_g_xc = channel_sum(g_xc)  # sum g * xhat = invstd * sum g * (x - mu)
+        if self.fast_path:
+            return fast.batchnorm.backward(self, grad_output)
+        xhat, invstd, use_batch_stats = self.cache
+        g = check_grad_output(self, grad_output, xhat.shape)
+        axes, per_channel = (0,) + tuple(range(2, g.ndim)), (1, -1) + (1,) * (g.ndim - 2)
+        # Sums in double, as torch's kernel (a float32 sum of many terms of both signs loses digits).
+        sum_g = g.sum(axis=axes, dtype=np.float64).astype(g.dtype)
+        sum_g_xhat = (g * xhat).sum(axis=axes, dtype=np.float64).astype(g.dtype)
         if self.affine:
-            self.weight.accumulate_grad((sum_g_xc * invstd).astype(g.dtype))
+            self.weight.accumulate_grad(sum_g_xhat)
             if self.bias is not None:
-                self.bias.accumulate_grad(sum_g.astype(g.dtype))
-        scale = self._scale(invstd)
-        if not use_batch_stats:
-            return g * per_channel(scale, g)
-        m = g.size // self.num_features
-        # The mean and variance depend on every x of the channel: two correction terms, as torch's
-        # batch_norm_backward writes them, dx = scale * (g - mean(g) - (x - mu) * invstd^2 * mean(g * (x - mu))),
-        # built in g_xc's buffer.
-        k = (sum_g_xc / m * np.square(invstd, dtype=np.float64)).astype(g.dtype)
-        dx = np.multiply(xc, per_channel(k, xc), out=g_xc)
-        np.subtract(g, dx, out=dx)
-        dx -= per_channel((sum_g / m).astype(g.dtype), xc)
-        dx *= per_channel(scale, xc)
-        return dx
+                self.bias.accumulate_grad(sum_g)
+        scale = self._scale(invstd).reshape(per_channel)
+        if not use_batch_stats:  # running statistics are constants
+            return g * scale
+        m = g.size // self.num_features  # the mean and the variance depend on every x of the channel:
+        return scale * (g - (sum_g / m).reshape(per_channel) - xhat * (sum_g_xhat / m).reshape(per_channel))
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

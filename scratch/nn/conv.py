@@ -3,23 +3,11 @@ import math
 
 import numpy as np
 
-from scratch import parallel
+from scratch import fast, paths
 from scratch.nn import init
-from scratch.nn.channels import channel_sum, per_channel
-from scratch.nn.im2col import (TAP_MAJOR_MAX_CHANNELS, chunk_samples, col2im, col2im_product, conv_output_size,
-                               conv_product, im2col, pad_channels_last, transposed_input, weight_product)
-from scratch.nn.linear import check_dtype
-from scratch.nn.module import Module, check_grad_output
+from scratch.nn.im2col import col2im, conv_output_size, im2col
+from scratch.nn.module import Module, check_dtype, check_grad_output, pair
 from scratch.nn.parameter import Parameter
-
-
-def _pair(value, name: str) -> tuple:
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ValueError(f"{name} must be an int or a tuple of 2 ints, got {value}")
-    return value
 
 
 class Conv2d(Module):
@@ -50,25 +38,16 @@ class Conv2d(Module):
     Init (PyTorch's): kaiming_uniform_(a=sqrt(5)), i.e. U(-k, k) for weight and
     bias with k = 1/sqrt(fan_in), fan_in = C/G * KH * KW.
 
-    Computation (per group): the padded input is laid out channels-last and its
-    windows copied into col (N*OH*OW, KH*KW*C) (``im2col``); then
-        out = col @ W^T + b,  W = weight as (O, KH*KW*C);
-    backward, with g = dL/dout as (N*OH*OW, O):
-        dL/dW = g^T col,  dL/db = sum g,  dL/dx = col2im(g W).
-    With many channels col is built a few samples at a time and never kept
-    whole (``conv_product``, ``weight_product``: the backward builds it again
-    from the padded input it caches); with one to three, it is small and kept.
-    With stride 1, dL/dx is a convolution of g with the flipped kernel
-    (``transposed_input``); with a larger stride, ``col2im_product``; with one
-    to three input channels, col2im(g W) itself (a small column gradient).
-    With few input channels the bias rides in the products: col gets a column
-    of ones and W the bias as one more column, so col @ W^T includes + b and
-    g^T col ends with sum g (no separate passes over the output); with many,
-    each chunk of rows gets + b right after its product, while in the cache.
-    The samples of a batch are split over ``scratch.parallel``'s threads.
-    The output is returned in channels-last memory (a transposed view with the
-    (N, O, OH, OW) shape): elementwise layers and pooling keep that layout and
-    the next convolution reads it without reordering, as PyTorch's channels_last.
+    Computation (per group g, its C/G input channels and O/G filters): the
+    zero-padded input's windows are copied into the rows of
+    col (N*OH*OW, C/G*KH*KW) (``im2col``); then
+        out = col @ W^T + b,   W = the group's weight as (O/G, C/G*KH*KW);
+    backward, with g = dL/dout as (N*OH*OW, O/G):
+        dL/dW = g^T col,   dL/db = sum of g over its rows,   dL/dx = col2im(g W), padding cut off.
+
+    The fast path (scratch/fast/conv.py) computes the same in channels-last
+    memory, a few samples at a time, on several threads, and returns the
+    output in channels-last memory (as PyTorch's channels_last).
 
     ``needs_input_grad`` (default True): set it False on a network's first layer
     and ``backward`` skips dL/dx (the col2im) and returns None, as PyTorch's
@@ -87,9 +66,9 @@ class Conv2d(Module):
         if padding_mode != "zeros":
             raise NotImplementedError(f"Conv2d: padding_mode={padding_mode!r} is not implemented (only 'zeros')")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, int(groups)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = pair(stride, "stride")
+        self.dilation = pair(dilation, "dilation")
         if min(self.kernel_size) <= 0:
             raise ValueError(f"Conv2d: kernel_size should be greater than zero, got {self.kernel_size}")
         if min(self.stride) <= 0:
@@ -103,7 +82,7 @@ class Conv2d(Module):
                 raise ValueError("padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = _pair(padding, "padding")
+            self.padding = pair(padding, "padding")
             if min(self.padding) < 0:
                 raise ValueError(f"Conv2d: negative padding is not supported, got {self.padding}")
         self.padding_mode = padding_mode
@@ -117,7 +96,8 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
         self.reset_parameters(generator)
         self.needs_input_grad = True
-        self.cache = None  # (padded channels-last input, tap-major cols or None, output size, unbatched)
+        self.fast_path = False  # which path the last forward took; its backward takes the same
+        self.cache = None  # (padded input's shape, the groups' cols, unbatched); the fast path keeps its own
 
     def _explicit_pads(self) -> tuple:
         """(top, bottom, left, right) zero padding."""
@@ -152,123 +132,64 @@ class Conv2d(Module):
                 f"to have {self.in_channels} channels, but got {shape[1]} channels instead"
             )
         check_dtype(self, x, self.weight.data)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        self._check_input(x)
-        unbatched = x.ndim == 3
-        if unbatched:
-            x = x[None]
-        N, C, H, W = x.shape
         top, bottom, left, right = self._pads
-        Hp, Wp = H + top + bottom, W + left + right
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        Hp, Wp = x.shape[-2] + top + bottom, x.shape[-1] + left + right
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
         if Hp < dh * (kh - 1) + 1 or Wp < dw * (kw - 1) + 1:
             raise RuntimeError(
                 f"Calculated padded input size per channel: ({Hp} x {Wp}). Kernel size: "
                 f"({dh * (kh - 1) + 1} x {dw * (kw - 1) + 1}). Kernel size can't be greater than actual input size"
             )
-        oh, ow = conv_output_size(Hp, kh, sh, 0, dh), conv_output_size(Wp, kw, sw, 0, dw)
-        xp = pad_channels_last(x, self._pads)  # (N, Hp, Wp, C)
-        G, O = self.groups, self.out_channels
-        Cg, Og = C // G, O // G
-        out = np.empty((N * oh * ow, O), dtype=x.dtype)
-        # A tap-major col takes its ones as one more contiguous row, for free; a row-major one
-        # would get rows of K+1 values, which costs the copy and the product more than a separate pass.
-        tap_major = Cg <= TAP_MAJOR_MAX_CHANNELS
-        ones = self.bias is not None and tap_major
-        bias_added = ones
-        # With one to three channels the whole col is small (KH*KW*C + 1 columns): it is built once and
-        # kept for the backward (in the memory of the last one) rather than built again there.
-        old = self.cache[1] if self.cache is not None and self.cache[1] is not None else [None] * G
-        cols = [] if tap_major else None
-        for g in range(G):
-            xg, wt = xp[..., g * Cg:(g + 1) * Cg], self._weight_matrix(g, ones).T
-            og = out[:, g * Og:(g + 1) * Og] if G > 1 else out
-            if tap_major:
-                col = im2col(xg, self.kernel_size, self.stride, self.dilation,
-                             out=old[g] if len(old) == G else None, ones=ones)
-                cols.append(col)
-                P = oh * ow
-                parallel.parts(lambda a, b: np.matmul(col[a * P:b * P], wt, out=og[a * P:b * P]), N,
-                               nbytes=col.nbytes, blas=True)
-            elif G == 1:  # out is whole (C-contiguous): the chunks add the bias themselves
-                conv_product(xg, wt, self.kernel_size, self.stride, self.dilation, out=og,
-                             bias=None if self.bias is None else self.bias.data)
-                bias_added = True
-            else:
-                conv_product(xg, wt, self.kernel_size, self.stride, self.dilation, out=og)
-        self.cache = (xp, cols, (oh, ow), unbatched)
-        out = out.reshape(N, oh, ow, O).transpose(0, 3, 1, 2)
-        if self.bias is not None and not bias_added:
-            out += per_channel(self.bias.data, out)  # in out's channels-last memory order
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self._check_input(x)
+        unbatched = x.ndim == 3
+        x = x[None] if unbatched else x
+        self.fast_path = paths.is_fast()
+        if self.fast_path:  # channels-last, chunked, threaded: scratch/fast/conv.py
+            return fast.conv.forward(self, x, unbatched)
+        top, bottom, left, right = self._pads
+        xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))  # zeros around every image
+        N, G, O = x.shape[0], self.groups, self.out_channels
+        Cg, Og = self.in_channels // G, O // G
+        # Per group g: its C/G input channels' windows as rows, times its O/G filters as columns.
+        cols = [im2col(xp[:, g * Cg:(g + 1) * Cg], self.kernel_size, self.stride, self.dilation) for g in range(G)]
+        w = self.weight.data.reshape(G, Og, -1)  # (G, O/G, C/G*KH*KW): im2col's column order (c, p, q)
+        out = np.concatenate([cols[g] @ w[g].T for g in range(G)], axis=1)  # (N*OH*OW, O)
+        if self.bias is not None:
+            out = out + self.bias.data
+        oh, ow = self._output_size(xp.shape)
+        self.cache = (xp.shape, cols, unbatched)
+        out = out.reshape(N, oh, ow, O).transpose(0, 3, 1, 2)  # rows were (n, i, j)
         return out[0] if unbatched else out
 
-    def _weight_matrix(self, g: int, with_bias: bool) -> np.ndarray:
-        """Group g's weight as (O/G, KH*KW*C/G), im2col's column order; with_bias: the bias as one more column."""
-        Og = self.out_channels // self.groups
-        w = self.weight.data[g * Og:(g + 1) * Og].transpose(0, 2, 3, 1).reshape(Og, -1)
-        if not with_bias:
-            return w
-        return np.concatenate([w, self.bias.data[g * Og:(g + 1) * Og, None]], axis=1)
-
-    # -- backward -------------------------------------------------------
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        xp, cols, (oh, ow), unbatched = self.cache
-        N, Hp, Wp, C = xp.shape
+        if self.fast_path:
+            return fast.conv.backward(self, grad_output)
+        (N, C, Hp, Wp), cols, unbatched = self.cache
         G, O = self.groups, self.out_channels
-        grad_output = check_grad_output(self, grad_output, ((N,) if not unbatched else ()) + (O, oh, ow))
-        if unbatched:
-            grad_output = grad_output[None]
         Cg, Og = C // G, O // G
-        kh, kw = self.kernel_size
-        top, bottom, left, right = self._pads
-        H, W = Hp - top - bottom, Wp - left - right
-        g_all = grad_output.transpose(0, 2, 3, 1).reshape(N * oh * ow, O)  # a copy only if not channels-last
-        ones = self.bias is not None and cols is not None
-        strided = self.stride != (1, 1)
-        # dL/dx as a convolution of g needs im2col of g, KH*KW*O columns: for a 1-3 channel input that is
-        # far more than the (N*OH*OW, KH*KW*C) column gradient g W, so there col2im(g W) is used.
-        padded_dx = strided or cols is not None
-        dw = np.empty(self.weight.shape, dtype=g_all.dtype)
-        db = np.empty(O, dtype=g_all.dtype) if self.bias is not None else None
-        dx = None
-        if self.needs_input_grad:
-            dx = np.zeros(xp.shape, dtype=g_all.dtype) if padded_dx else np.empty((N * H * W, C), dtype=g_all.dtype)
-        K = kh * kw * Cg
-        for g in range(G):
-            gg = g_all[:, g * Og:(g + 1) * Og] if G > 1 else g_all
-            xg = xp[..., g * Cg:(g + 1) * Cg]
-            # (O/G, K [+1]): the last column is the bias gradient where col has its ones
-            if cols:
-                col, P = cols[g], oh * ow
-                per = chunk_samples(P * col.shape[1] * col.itemsize)
-                dwb = parallel.summed(lambda a, b: gg[a * P:b * P].T @ col[a * P:b * P], N, per)
-            else:
-                dwb = weight_product(xg, gg, self.kernel_size, self.stride, self.dilation)
-            dw[g * Og:(g + 1) * Og] = dwb[:, :K].reshape(Og, kh, kw, Cg).transpose(0, 3, 1, 2)
-            if db is not None:
-                db[g * Og:(g + 1) * Og] = dwb[:, K] if ones else channel_sum(gg)
-            if dx is None:
-                continue
-            wg = self.weight.data[g * Og:(g + 1) * Og]
-            if cols:
-                col2im(gg @ self._weight_matrix(g, False), xg.shape, self.kernel_size, self.stride, self.dilation,
-                       out=dx[..., g * Cg:(g + 1) * Cg])
-            elif strided:
-                col2im_product(gg, wg, xg.shape, self.kernel_size, self.stride, self.dilation,
-                               out=dx[..., g * Cg:(g + 1) * Cg])
-            else:
-                transposed_input(gg.reshape(N, oh, ow, Og), wg, (H, W), self._pads, self.kernel_size,
-                                 self.dilation, out=dx[:, g * Cg:(g + 1) * Cg] if G > 1 else dx)
-        self.weight.accumulate_grad(dw)
-        if db is not None:
-            self.bias.accumulate_grad(db)
-        if dx is None:
+        oh, ow = self._output_size((N, C, Hp, Wp))
+        g = check_grad_output(self, grad_output, ((N,) if not unbatched else ()) + (O, oh, ow))
+        g = (g[None] if unbatched else g).transpose(0, 2, 3, 1).reshape(N * oh * ow, O)  # a row per window
+        gs = [g[:, k * Og:(k + 1) * Og] for k in range(G)]
+        w = self.weight.data.reshape(G, Og, -1)
+        self.weight.accumulate_grad(np.concatenate([gs[k].T @ cols[k] for k in range(G)]).reshape(self.weight.shape))
+        if self.bias is not None:
+            self.bias.accumulate_grad(g.sum(axis=0))
+        if not self.needs_input_grad:
             return None
-        dx = dx[:, top:Hp - bottom, left:Wp - right] if padded_dx else dx.reshape(N, H, W, C)
-        dx = dx.transpose(0, 3, 1, 2)
+        dxp = np.concatenate([col2im(gs[k] @ w[k], (N, Cg, Hp, Wp), self.kernel_size, self.stride, self.dilation)
+                              for k in range(G)], axis=1)
+        top, bottom, left, right = self._pads
+        dx = dxp[:, :, top:Hp - bottom, left:Wp - right]  # the padding's gradient is dropped
         return dx[0] if unbatched else dx
+
+    def _output_size(self, padded_shape) -> tuple:
+        """(OH, OW) of a padded input (N, C, Hp, Wp): PyTorch's formula with the padding already added."""
+        return tuple(conv_output_size(size, k, s, 0, d) for size, k, s, d
+                     in zip(padded_shape[2:], self.kernel_size, self.stride, self.dilation))
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

@@ -1,7 +1,8 @@
 """Forward computations as plain functions, like ``torch.nn.functional``.
 
-Modules call these in ``forward`` and write their own ``backward``. All keep
-the input's dtype.
+The activation modules (LeakyReLU, Sigmoid, Tanh, Softmax, LogSoftmax) and
+CrossEntropyLoss call these in ``forward`` and write their own ``backward``;
+Linear and ReLU write their one-line formula in place. All keep the input's dtype.
 """
 import warnings
 

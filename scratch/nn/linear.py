@@ -3,19 +3,10 @@ import math
 
 import numpy as np
 
-from scratch import parallel
+from scratch import fast, paths
 from scratch.nn import init
-from scratch.nn.module import Module, check_grad_output
+from scratch.nn.module import Module, check_dtype, check_grad_output
 from scratch.nn.parameter import Parameter
-
-
-def check_dtype(module: Module, x: np.ndarray, weight: np.ndarray) -> None:
-    """Refuse mixed dtypes instead of letting NumPy upcast silently."""
-    if x.dtype != weight.dtype:
-        raise RuntimeError(
-            f"{module._get_name()}: input dtype {x.dtype} does not match parameter dtype {weight.dtype}; "
-            f"cast the input or call .to({x.dtype}) on the module"
-        )
 
 
 class Linear(Module):
@@ -53,6 +44,7 @@ class Linear(Module):
             self.register_parameter("bias", None)
         self.reset_parameters(generator)
         self.needs_input_grad = True
+        self.fast_path = False  # which path the last forward took; its backward takes the same
         self.x = None  # cache: the input, flattened to (M, in_features)
         self.output_shape = None  # cache
 
@@ -70,35 +62,26 @@ class Linear(Module):
                 f"shape (*, {self.in_features}), got {x.shape}"
             )
         check_dtype(self, x, self.weight.data)
-        self.x = xm = x.reshape(-1, self.in_features)
-        w, b = self.weight.data, None if self.bias is None else self.bias.data
-        out = np.empty((xm.shape[0], self.out_features), dtype=x.dtype)
-
-        def rows(start, stop):  # rows of the batch are independent: parts of it on several cores
-            np.matmul(xm[start:stop], w.T, out=out[start:stop])  # F.linear, written in place
-            if b is not None:
-                out[start:stop] += b
-
-        parallel.parts(rows, xm.shape[0], nbytes=xm.nbytes + w.nbytes, blas=True)
+        self.fast_path = paths.is_fast()
+        if self.fast_path:  # the same product, its rows split over threads: scratch/fast/linear.py
+            return fast.linear.forward(self, x)
+        self.x = x.reshape(-1, self.in_features)  # (M, in): every leading dim is a row of the batch
+        out = self.x @ self.weight.data.T
+        if self.bias is not None:
+            out = out + self.bias.data
         self.output_shape = x.shape[:-1] + (self.out_features,)
         return out.reshape(self.output_shape)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        grad_output = check_grad_output(self, grad_output, self.output_shape)
-        g, x, w = grad_output.reshape(-1, self.out_features), self.x, self.weight.data
-        # Split over the input features (columns of dW and x), so that no part needs another's sum.
-        dw = np.empty(w.shape, dtype=np.result_type(g, x))
-        parallel.parts(lambda a, b: np.matmul(g.T, x[:, a:b], out=dw[:, a:b]), x.shape[1],
-                       nbytes=x.nbytes + w.nbytes, blas=True)
-        self.weight.accumulate_grad(dw)
+        if self.fast_path:
+            return fast.linear.backward(self, grad_output)
+        g = check_grad_output(self, grad_output, self.output_shape).reshape(-1, self.out_features)
+        self.weight.accumulate_grad(g.T @ self.x)
         if self.bias is not None:
             self.bias.accumulate_grad(g.sum(axis=0))
         if not self.needs_input_grad:
             return None
-        dx = np.empty(x.shape, dtype=np.result_type(g, w))
-        parallel.parts(lambda a, b: np.matmul(g[a:b], w, out=dx[a:b]), x.shape[0],
-                       nbytes=x.nbytes + w.nbytes, blas=True)
-        return dx.reshape(grad_output.shape[:-1] + (self.in_features,))
+        return (g @ self.weight.data).reshape(self.output_shape[:-1] + (self.in_features,))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

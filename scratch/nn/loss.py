@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from scratch import fast, paths
 from scratch.nn import functional as F
 from scratch.nn.module import Module, check_floating
 
@@ -160,12 +161,12 @@ class CrossEntropyLoss(_Loss):
                 probs = probs * (1 - eps) + eps / C
             q = probs * self._class_weights(C, input.dtype)
             denominator = logits.size // C
-        elif self._one_hot(target, logits.shape):
+        elif paths.is_fast() and fast.loss.one_hot(self, target, logits.shape):  # q is not built: scratch/fast/loss.py
             q, t, denominator = None, target, input.dtype.type(target.size)
         else:
             q, denominator = self._index_targets(logits, target, self._class_weights(C, input.dtype), C)
         logp = F.log_softmax(logits, -1)
-        loss = -logp[np.arange(len(t)), t] if q is None else -(q * logp).sum(axis=-1)
+        loss = -(q * logp).sum(axis=-1) if q is not None else fast.loss.one_hot_loss(logp, t)
         p = np.exp(logp)
         loss_shape = loss.shape[1:] if unbatched else loss.shape
         self.cache = (p, q, t, denominator, loss_shape, unbatched)
@@ -185,21 +186,6 @@ class CrossEntropyLoss(_Loss):
                 f"but got weight tensor of shape: {list(self.weight.shape)}"
             )
         return self.weight.astype(dtype, copy=False)
-
-    def _one_hot(self, target, shape) -> bool:
-        """Whether q is one-hot: (N,) class indices, all in range, none ignored, no weights, no smoothing.
-
-        This common case skips building the (N, C) array q: the loss picks
-        -log p_t and the gradient subtracts 1 at t, the same bits as the
-        general path (which cost a step of the MLP more than its softmax).
-        Anything else, bad indices and the default ignore_index (-100)
-        included, goes the general, checked way.
-        """
-        if self.weight is not None or self.label_smoothing > 0 or not np.issubdtype(target.dtype, np.integer):
-            return False
-        if len(shape) != 2 or target.shape != shape[:1] or target.min() < 0 or target.max() >= shape[1]:
-            return False
-        return not (0 <= self.ignore_index < shape[1] and (target == self.ignore_index).any())
 
     def _index_targets(self, logits, target, w, C):
         if not np.issubdtype(target.dtype, np.integer):
@@ -233,11 +219,10 @@ class CrossEntropyLoss(_Loss):
     def backward(self, grad=None):
         p, q, t, denominator, loss_shape, unbatched = self.cache
         g = self._upstream(grad, loss_shape, p.dtype)
-        if q is None:  # one-hot q, kept as the class indices t
-            grad_in = p.copy()
-            grad_in[np.arange(len(t)), t] -= 1
-        else:
+        if q is not None:
             grad_in = p * q.sum(axis=-1, keepdims=True) - q
+        else:  # the fast path's one-hot q, kept as the class indices t
+            grad_in = fast.loss.one_hot_grad(p, t)
         if self.reduction == "none":
             g = np.asarray(g).reshape(p.shape[:-1])[..., None]
         elif self.reduction == "mean":

@@ -44,6 +44,25 @@ def check_floating(module: "Module", x: np.ndarray) -> np.ndarray:
     return x
 
 
+def check_dtype(module: "Module", x: np.ndarray, weight: np.ndarray) -> None:
+    """Refuse mixed dtypes instead of letting NumPy upcast silently."""
+    if x.dtype != weight.dtype:
+        raise RuntimeError(
+            f"{module._get_name()}: input dtype {x.dtype} does not match parameter dtype {weight.dtype}; "
+            f"cast the input or call .to({x.dtype}) on the module"
+        )
+
+
+def pair(value, name: str) -> tuple:
+    """An int or a pair of ints (a kernel size, a stride...) as a pair: 3 -> (3, 3), as torch's _pair."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ValueError(f"{name} must be an int or a tuple of 2 ints, got {value}")
+    return value
+
+
 class Module:
     training: bool
 

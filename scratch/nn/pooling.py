@@ -1,18 +1,17 @@
 """Pooling over (N, C, H, W) images: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d.
 
-Max and average pooling loop over the KH*KW kernel offsets, never over pixels:
-for each offset (p, q), the values that offset sees in every window form one
-strided slice of the (padded) input, so a pooling layer is KH*KW vectorised
-operations. The work is done in a channels-last view of the input, so that a
-channels-last input (what Conv2d returns) is read in memory order; the output
-keeps the input's layout.
+Max and average pooling loop over the KH*KW kernel taps, never over pixels:
+for each tap (p, q), the values that tap sees in every window form one
+strided slice of the (padded) input (``tap``, as in im2col), so a pooling
+layer is KH*KW vectorised operations. The fast path of the max and average
+pools (scratch/fast/pooling.py) does the same work in channels-last memory,
+split over threads.
 """
 import numpy as np
 
-from scratch import parallel
-from scratch.nn.conv import _pair
-from scratch.nn.im2col import pad_channels_last
-from scratch.nn.module import Module, check_floating, check_grad_output
+from scratch import fast, paths
+from scratch.nn.im2col import tap
+from scratch.nn.module import Module, check_floating, check_grad_output, pair
 
 
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
@@ -31,19 +30,13 @@ def _batched(name: str, x: np.ndarray):
     return (x[None], True) if x.ndim == 3 else (x, False)
 
 
-def _tap(a: np.ndarray, p: int, q: int, stride, dilation, out_size) -> np.ndarray:
-    """The strided slice of channels-last ``a`` (N, H, W, C) that kernel tap (p, q) sees in every window."""
-    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_size
-    return a[:, p * dh:p * dh + sh * (oh - 1) + 1:sh, q * dw:q * dw + sw * (ow - 1) + 1:sw]
-
-
 class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None or stride == [] else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None or stride == [] else pair(stride, "stride")
+        self.padding = pair(padding, "padding")
+        self.dilation = pair(dilation, "dilation")
         self.ceil_mode = bool(ceil_mode)
         if min(self.kernel_size) <= 0:
             raise ValueError(f"{self._get_name()}: kernel_size must be greater than zero, got {self.kernel_size}")
@@ -58,6 +51,7 @@ class _Pool2d(Module):
                     f"pad should be at most half of effective kernel size, but got pad={p}, kernel_size={k} "
                     f"and dilation={d}"
                 )
+        self.fast_path = False  # which path the last forward took; its backward takes the same
         self.cache = None
 
     def _geometry(self, x: np.ndarray):
@@ -76,11 +70,19 @@ class _Pool2d(Module):
         (ph, pw), (eh, ew) = self.padding, extra
         return tuple(out), (ph, eh, pw, ew)
 
-    def _grad_output(self, grad_output, channels_last_padded_shape, out_size, unbatched) -> np.ndarray:
-        """grad_output checked against the output's shape, (N, C, OH, OW), in the channels-last view of the work."""
-        N, _, _, C = channels_last_padded_shape
-        g = check_grad_output(self, grad_output, ((N,) if not unbatched else ()) + (C,) + tuple(out_size))
-        return (g[None] if unbatched else g).transpose(0, 2, 3, 1)
+    def _padded(self, x: np.ndarray, pads, value) -> np.ndarray:
+        top, bottom, left, right = pads
+        return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+    def _taps(self, a: np.ndarray, out_size) -> list:
+        """The KH*KW strided slices of a (..., H, W), each (..., OH, OW), in the window's row-major order."""
+        kh, kw = self.kernel_size
+        return [tap(a, p, q, self.stride, self.dilation, out_size) for p in range(kh) for q in range(kw)]
+
+    def _unpadded(self, dxp: np.ndarray, pads, unbatched: bool) -> np.ndarray:
+        top, bottom, left, right = pads
+        dx = dxp[:, :, top:dxp.shape[2] - bottom, left:dxp.shape[3] - right]
+        return dx[0] if unbatched else dx
 
     def extra_repr(self) -> str:
         return f"kernel_size={_one(self.kernel_size)}, stride={_one(self.stride)}, padding={_one(self.padding)}"
@@ -94,13 +96,6 @@ def _one(pair):
 def _lowest(dtype):
     """MaxPool's padding value: -inf, or an integer dtype's least value (integers pool too, as in torch)."""
     return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
-
-
-def _pad_nhwc(xt: np.ndarray, pads, value) -> np.ndarray:
-    """Pad a channels-last (N, H, W, C) view (im2col's padding); no copy when there is nothing to pad."""
-    if not any(pads):
-        return xt
-    return pad_channels_last(xt.transpose(0, 3, 1, 2), pads, value)
 
 
 class MaxPool2d(_Pool2d):
@@ -131,97 +126,44 @@ class MaxPool2d(_Pool2d):
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, unbatched = _batched("max_pool2d", x)
         out_size, pads = self._geometry(x)
-        xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, _lowest(x.dtype))
-        out = np.empty((xp.shape[0],) + out_size + (xp.shape[3],), dtype=xp.dtype)
-
-        def samples(a, b):
-            taps = self._taps(xp[a:b], out_size)
-            # np.maximum propagates NaN, as PyTorch's max does. (A 1x1 window: max(t, t) copies its one tap.)
-            np.maximum(taps[0], taps[1 if len(taps) > 1 else 0], out=out[a:b])
-            for tap in taps[2:]:
-                np.maximum(out[a:b], tap, out=out[a:b])
-
-        parallel.parts(samples, xp.shape[0], nbytes=xp.nbytes)
-        self.cache = (xp, out, pads, out_size, unbatched)
-        result = out.transpose(0, 3, 1, 2)
-        result = result[0] if unbatched else result
-        return (result, self._indices(x.shape[3])) if self.return_indices else result
-
-    def _indices(self, W: int) -> np.ndarray:
-        """Per output, h * W + w of the input element its routes pick (torch's return_indices)."""
-        xp, out, pads, out_size, unbatched = self.cache
-        (sh, sw), (dh, dw), kw = self.stride, self.dilation, self.kernel_size[1]
-        top, left = pads[0], pads[2]
-        h0, w0 = np.arange(out_size[0]) * sh - top, np.arange(out_size[1]) * sw - left
-        indices = np.zeros(out.shape, dtype=np.int64)
-        for k, route in enumerate(self._routes(xp, out, pads, out_size)):
-            p, q = divmod(k, kw)
-            indices += route * ((h0[:, None] + p * dh) * W + (w0 + q * dw))[:, :, None]  # one route per window
-        indices = indices.transpose(0, 3, 1, 2)
-        return indices[0] if unbatched else indices
-
-    def _taps(self, a: np.ndarray, out_size) -> list:
-        kh, kw = self.kernel_size
-        return [_tap(a, p, q, self.stride, self.dilation, out_size) for p in range(kh) for q in range(kw)]
-
-    def _routes(self, xp: np.ndarray, out: np.ndarray, pads, out_size) -> list:
-        """For each kernel tap, the windows where it holds the element PyTorch's scan picks (one tap a window)."""
-        taps = self._taps(xp, out_size)
-        routes = [tap == out for tap in taps]  # contiguous booleans: the mask arithmetic below is cheap
-        top, bottom, left, right = pads
-        if (top or bottom or left or right) and (out == _lowest(out.dtype)).any():
-            # A window whose maximum is the padding value (-inf) equals its padding too; PyTorch's scan never
-            # looks at the padding, so its first in-bounds element is the one picked.
-            _, Hp, Wp, _ = xp.shape
-            inside = _pad_nhwc(np.ones((1, Hp - top - bottom, Wp - left - right, 1), dtype=bool), pads, False)
-            for route, tap in zip(routes, self._taps(inside, out_size)):
-                route &= tap
-        self._keep_first(routes, taps, out)
-        return routes
-
-    @staticmethod
-    def _keep_first(masks, taps, out) -> None:
-        """Reduce masks[k] (tap k == the window's max) to the windows whose gradient goes to tap k, in place.
-
-        PyTorch's kernel scans a window taking a value larger than the best so
-        far, or NaN: so the first tap equal to the maximum, or the last NaN.
-        Plain boolean arithmetic (no masked writes, which are slow in NumPy).
-        """
-        if np.isnan(out).any():  # NaN equals nothing: mark each NaN window's last NaN tap
-            seen = np.zeros(out.shape, dtype=bool)
-            for k in range(len(taps) - 1, -1, -1):
-                last = np.isnan(taps[k])
-                np.greater(last, seen, out=last)  # a & ~b for booleans
-                seen |= last
-                masks[k] |= last
-        taken = masks[0].copy()
-        for k in range(1, len(masks)):
-            np.greater(masks[k], taken, out=masks[k])
-            if k < len(masks) - 1:
-                taken |= masks[k]
+        lowest = _lowest(x.dtype)
+        self.fast_path = paths.is_fast()
+        if self.fast_path:  # channels-last, boolean routes, threads: scratch/fast/pooling.py
+            out, indices = fast.pooling.max_forward(self, x, out_size, pads, unbatched, lowest)
+            return (out, indices) if self.return_indices else out
+        xp = self._padded(x, pads, lowest)
+        inside = self._padded(np.ones((1, 1) + x.shape[2:], dtype=bool), pads, False)  # False on the padding
+        # PyTorch's scan of each window, tap by tap in row-major order: take a value larger than the best
+        # so far, or a NaN (v != v). It starts at the first tap inside the input with the lowest value, so a
+        # window of nothing but -inf routes its gradient to its first element inside the input.
+        best = np.full(x.shape[:2] + out_size, lowest, dtype=x.dtype)
+        pick = np.argmax(self._taps(inside, out_size), axis=0) + np.zeros(best.shape, dtype=np.int64)
+        for k, (v, v_inside) in enumerate(zip(self._taps(xp, out_size), self._taps(inside, out_size))):
+            take = v_inside & ((v > best) | (v != v))
+            best = np.where(take, v, best)
+            pick = np.where(take, k, pick)
+        self.cache = (pick, xp.shape, pads, unbatched)
+        out = best[0] if unbatched else best
+        return (out, self._indices(pick, pads, x.shape[3], unbatched)) if self.return_indices else out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        xp, out, pads, out_size, unbatched = self.cache
-        g = self._grad_output(grad_output, xp.shape, out_size, unbatched)
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
-        (oh, ow), (_, Hp, Wp, _) = out_size, xp.shape
-        top, bottom, left, right = pads
-        # Windows that tile the input write every pixel exactly once: no zeroing, no adding.
-        tiled = (sh, sw) == (kh, kw) and (dh, dw) == (1, 1) and (Hp, Wp) == (oh * kh, ow * kw)
-        dxp = (np.empty if tiled else np.zeros)(xp.shape, dtype=out.dtype)
+        if self.fast_path:
+            return fast.pooling.max_backward(self, grad_output)
+        pick, padded_shape, pads, unbatched = self.cache
+        g = check_grad_output(self, grad_output, pick.shape[unbatched:])
+        g = g[None] if unbatched else g
+        dxp = np.zeros(padded_shape, dtype=g.dtype)
+        for k, dx_tap in enumerate(self._taps(dxp, pick.shape[2:])):
+            dx_tap += np.where(pick == k, g, 0)  # each window's gradient to the element it picked
+        return self._unpadded(dxp, pads, unbatched)
 
-        def samples(a, b):
-            ga = np.ascontiguousarray(g[a:b], dtype=out.dtype)  # the forward's layout: the passes run in memory order
-            routes = self._routes(xp[a:b], out[a:b], pads, out_size)
-            for tap, route in zip(self._taps(dxp[a:b], out_size), routes):
-                if tiled:
-                    np.multiply(ga, route, out=tap)
-                else:
-                    tap += ga * route  # windows may overlap (or miss pixels): add into zeros
-
-        parallel.parts(samples, xp.shape[0], nbytes=xp.nbytes)
-        dx = dxp[:, top:Hp - bottom, left:Wp - right].transpose(0, 3, 1, 2)
-        return dx[0] if unbatched else dx
+    def _indices(self, pick: np.ndarray, pads, W: int, unbatched: bool) -> np.ndarray:
+        """Per output, h * W + w of the input element it picked (torch's return_indices)."""
+        p, q = np.divmod(pick, self.kernel_size[1])
+        (oh, ow), (sh, sw), (dh, dw) = pick.shape[2:], self.stride, self.dilation
+        h = np.arange(oh)[:, None] * sh - pads[0] + p * dh
+        w = np.arange(ow) * sw - pads[2] + q * dw
+        return (h * W + w)[0] if unbatched else h * W + w
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", dilation={_one(self.dilation)}, ceil_mode={self.ceil_mode}"
@@ -253,6 +195,7 @@ class AvgPool2d(_Pool2d):
         self.divisor_override = divisor_override
 
     def _divisor(self, H: int, W: int, out_size, dtype) -> np.ndarray:
+        """D (OH, OW), or the divisor_override."""
         if self.divisor_override is not None:
             return np.asarray(self.divisor_override, dtype=dtype)
         factors = []
@@ -262,33 +205,35 @@ class AvgPool2d(_Pool2d):
             if not self.count_include_pad:
                 start, end = np.maximum(start, 0), np.minimum(end, size)
             factors.append(end - start)
-        return np.multiply.outer(factors[0], factors[1]).astype(dtype)[:, :, None]  # (OH, OW, 1)
+        return np.multiply.outer(factors[0], factors[1]).astype(dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, unbatched = _batched("avg_pool2d", x)
         check_floating(self, x)
         out_size, pads = self._geometry(x)
-        xp = _pad_nhwc(x.transpose(0, 2, 3, 1), pads, 0)
-        kh, kw = self.kernel_size
-        total = _tap(xp, 0, 0, self.stride, self.dilation, out_size).copy()
-        for k in range(1, kh * kw):
-            total += _tap(xp, k // kw, k % kw, self.stride, self.dilation, out_size)
         divisor = self._divisor(x.shape[2], x.shape[3], out_size, x.dtype)
-        total /= divisor
-        self.cache = (divisor, xp.shape, pads, out_size, unbatched)
-        out = total.transpose(0, 3, 1, 2)
+        self.fast_path = paths.is_fast()
+        if self.fast_path:  # channels-last: scratch/fast/pooling.py
+            return fast.pooling.avg_forward(self, x, out_size, pads, divisor, unbatched)
+        xp = self._padded(x, pads, 0)
+        taps = self._taps(xp, out_size)
+        total = taps[0].copy()
+        for v in taps[1:]:
+            total += v
+        self.cache = (divisor, xp.shape, out_size, pads, unbatched)
+        out = total / divisor
         return out[0] if unbatched else out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        divisor, padded_shape, pads, out_size, unbatched = self.cache
-        g = self._grad_output(grad_output, padded_shape, out_size, unbatched) / divisor
+        if self.fast_path:
+            return fast.pooling.avg_backward(self, grad_output)
+        divisor, padded_shape, out_size, pads, unbatched = self.cache
+        g = check_grad_output(self, grad_output, (padded_shape[:2] + out_size)[unbatched:])
+        g = (g[None] if unbatched else g) / divisor
         dxp = np.zeros(padded_shape, dtype=g.dtype)
-        kh, kw = self.kernel_size
-        for k in range(kh * kw):
-            _tap(dxp, k // kw, k % kw, self.stride, self.dilation, out_size)[...] += g
-        top, bottom, left, right = pads
-        dx = dxp[:, top:padded_shape[1] - bottom, left:padded_shape[2] - right].transpose(0, 3, 1, 2)
-        return dx[0] if unbatched else dx
+        for dx_tap in self._taps(dxp, out_size):
+            dx_tap += g  # every element of a window gets g / D
+        return self._unpadded(dxp, pads, unbatched)
 
 
 class AdaptiveAvgPool2d(Module):

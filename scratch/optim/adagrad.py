@@ -79,9 +79,5 @@ class Adagrad(Optimizer):
                     g = g + weight_decay * p.data
                 clr = lr / (1 + (step - 1) * lr_decay)
                 state["sum"] += g * g
-                std = np.sqrt(state["sum"])
-                std += eps
-                update = np.multiply(g, -clr)
-                update /= std
-                p.data += update
+                p.data -= clr * g / (np.sqrt(state["sum"]) + eps)
         return loss

@@ -1,7 +1,7 @@
 """Adam: adaptive moment estimation, with bias correction, AMSGrad and (optionally decoupled) weight decay."""
 import numpy as np
 
-from scratch import parallel
+from scratch import fast, paths
 from scratch.optim.optimizer import Optimizer, _check_unsupported, _grad, _lerp_, _new_step
 
 
@@ -91,31 +91,25 @@ class Adam(Optimizer):
                     else:
                         g = g + weight_decay * p.data
 
-                step = float(state["step"])
-                bias_correction1 = 1 - beta1**step
-                bias_correction2 = 1 - beta2**step
-                step_size = lr / bias_correction1
-                bias_correction2_sqrt = bias_correction2**0.5
-
-                def update(theta, g, exp_avg, exp_avg_sq, *max_exp_avg_sq):
-                    # in place, one temporary at a time, in torch's order of operations
-                    _lerp_(exp_avg, g, 1 - beta1)
-                    exp_avg_sq *= beta2
-                    g2 = np.multiply(g, 1 - beta2)
-                    g2 *= g
-                    exp_avg_sq += g2
-                    if max_exp_avg_sq:
-                        np.maximum(max_exp_avg_sq[0], exp_avg_sq, out=max_exp_avg_sq[0])
-                        denom = np.sqrt(max_exp_avg_sq[0])
-                    else:
-                        denom = np.sqrt(exp_avg_sq)
-                    denom /= bias_correction2_sqrt
-                    denom += eps
-                    step_ = np.multiply(exp_avg, -step_size)
-                    step_ /= denom
-                    theta += step_
-
-                # Every element updates alone: large parameters are split over the cores.
-                parallel.elementwise(update, p.data, g, exp_avg, exp_avg_sq,
-                                     *([state["max_exp_avg_sq"]] if amsgrad else []))
+                # One parameter's rule; the fast path does it in place, split over threads: scratch/fast/optim.py
+                update = fast.optim.adam if paths.is_fast() else _single_tensor_adam
+                update(p.data, g, exp_avg, exp_avg_sq, state.get("max_exp_avg_sq"), float(state["step"]),
+                       lr=lr, beta1=beta1, beta2=beta2, eps=eps)
         return loss
+
+
+def _single_tensor_adam(theta, g, exp_avg, exp_avg_sq, max_exp_avg_sq, step: float, *, lr: float, beta1: float,
+                        beta2: float, eps: float) -> None:
+    """Adam's update of one parameter ``theta`` in place, as torch's ``_single_tensor_adam``.
+
+    ``max_exp_avg_sq`` is None without amsgrad; ``step`` is t, already counted.
+    """
+    _lerp_(exp_avg, g, 1 - beta1)  # m <- beta1 m + (1 - beta1) g
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g  # v <- beta2 v + (1 - beta2) g^2
+    if max_exp_avg_sq is not None:  # amsgrad
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+    v = exp_avg_sq if max_exp_avg_sq is None else max_exp_avg_sq
+    bias_correction1, bias_correction2 = 1 - beta1**step, 1 - beta2**step
+    denom = np.sqrt(v) / bias_correction2**0.5 + eps
+    theta -= (lr / bias_correction1) * exp_avg / denom

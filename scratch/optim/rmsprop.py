@@ -80,24 +80,18 @@ class RMSprop(Optimizer):
                     g = g + weight_decay * p.data
 
                 square_avg *= alpha
-                g2 = np.multiply(g, 1 - alpha)
-                g2 *= g
-                square_avg += g2
+                square_avg += (1 - alpha) * g * g  # v <- alpha v + (1 - alpha) g^2
                 if centered:
                     grad_avg = state["grad_avg"]
-                    _lerp_(grad_avg, g, 1 - alpha)
-                    avg = np.sqrt(square_avg - grad_avg * grad_avg)
+                    _lerp_(grad_avg, g, 1 - alpha)  # g_ave <- g_ave + (1 - alpha)(g - g_ave)
+                    avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
                 else:
-                    avg = np.sqrt(square_avg)
-                avg += eps
-
+                    avg = np.sqrt(square_avg) + eps
                 if momentum > 0:
                     buf = state["momentum_buffer"]
                     buf *= momentum
                     buf += g / avg
-                    p.data += -lr * buf
+                    p.data -= lr * buf
                 else:
-                    update = np.multiply(g, -lr)
-                    update /= avg
-                    p.data += update
+                    p.data -= lr * g / avg
         return loss

@@ -29,7 +29,6 @@ writes its own rows, and sums over the batch (a weight gradient) are made of
 fixed chunks whose partial sums are added in chunk order (``summed``).
 """
 import contextlib
-import ctypes
 import numbers
 import os
 import threading
@@ -197,61 +196,38 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-# -- NumPy's OpenBLAS: how many threads its matrix products use ---------------
+# -- NumPy's BLAS: how many threads its matrix products use --------------------
 # OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads; at run time its own
-# ``*_set_num_threads`` does it, found in the loaded library through ctypes
-# (what the threadpoolctl package does). Another BLAS is left alone.
-_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-            "openblas_set_num_threads64_", "openblas_set_num_threads")
-_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
-            "openblas_get_num_threads64_", "openblas_get_num_threads")
-_libs = None
+# ``*_set_num_threads`` does it. threadpoolctl finds the BLAS libraries loaded in
+# this process (OpenBLAS, MKL, BLIS; on Linux, macOS and Windows) and wraps
+# those functions. Its ``threadpool_limits`` context costs ~360 us a use (it
+# inspects every loaded library each time) and ``ThreadpoolController.limit``
+# ~7 us; the controllers of the libraries, found once, cost ~2 us for a get and
+# two sets, what the ctypes look-ups written here before cost (~2.5 us):
+# docs/paths.md, "BLAS thread control". Every layer with a matrix product
+# enters blas_threads, so only those controllers are called per layer.
+_controllers = None  # threadpoolctl's controllers of the BLAS libraries NumPy loaded, found once
 
 
-def openblas_libraries() -> list:
-    """The OpenBLAS libraries loaded in this process (Linux: read from /proc/self/maps)."""
-    global _libs
-    if _libs is None:
-        import numpy  # noqa: F401  (loads OpenBLAS, so that it can be found)
+def _blas_controllers() -> list:
+    global _controllers
+    if _controllers is None:
+        import numpy  # noqa: F401  (loads the BLAS, so that it can be found)
+        import threadpoolctl
 
-        _libs = []
-        try:
-            with open("/proc/self/maps") as f:
-                paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-        except OSError:
-            paths = set()
-        for path in sorted(paths):
-            if ".so" in path:
-                try:
-                    _libs.append(ctypes.CDLL(path))
-                except OSError:
-                    pass
-    return _libs
-
-
-_functions = None  # [(get, set)] of each OpenBLAS found, looked up once: they are called around every layer
-
-
-def _blas_functions() -> list:
-    global _functions
-    if _functions is None:
-        def find(lib, names):
-            return next((f for f in (getattr(lib, name, None) for name in names) if f is not None), None)
-
-        pairs = ((find(lib, _GETTERS), find(lib, _SETTERS)) for lib in openblas_libraries())
-        _functions = [(get, set_) for get, set_ in pairs if get is not None and set_ is not None]
-    return _functions
+        _controllers = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+    return _controllers
 
 
 def get_blas_threads():
-    """OpenBLAS's thread count, or None where NumPy uses another BLAS."""
-    functions = _blas_functions()
-    return functions[0][0]() if functions else None
+    """Threads of NumPy's BLAS (the first one found), or None where none can be controlled."""
+    controllers = _blas_controllers()
+    return controllers[0].get_num_threads() if controllers else None
 
 
 def set_blas_threads(n: int) -> None:
-    for _, set_ in _blas_functions():
-        set_(int(n))
+    for controller in _blas_controllers():
+        controller.set_num_threads(int(n))
 
 
 class blas_threads:

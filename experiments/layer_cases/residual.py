@@ -6,7 +6,7 @@ differ. ``ResidualBlock``: random channels, stride 1 or 2 (two channels or more:
 below), train or eval mode,
 random batch-norm affine parameters and running statistics (so eval mode is not
 a plain convolution). Batches hold at least 8 values per channel after the
-stride, so the batch statistics are well conditioned (see layer_cases_norm).
+stride, so the batch statistics are well conditioned (see layer_cases/norm.py).
 """
 from collections import OrderedDict
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import scratch.nn as snn
-from experiments.layer_cases import _input, register
+from experiments.layer_cases.base import random_input, register
 from torch_ref.models import resnet as tres
 
 
@@ -49,7 +49,7 @@ def _residual(rng):
         what = f"Conv2d {cin}->{cout} 3x3"
     s, t = snn.Residual(body_s, short[0]), tres.Residual(body_t, short[1])
     kind = "identity" if short[0] is None else "projection"
-    return s, t, (_input(rng, shape),), f"body {what}, {kind} shortcut, x={shape}"
+    return s, t, (random_input(rng, shape),), f"body {what}, {kind} shortcut, x={shape}"
 
 
 @register("ResidualBlock")
@@ -74,4 +74,4 @@ def _residual_block(rng):
     shape = (int(rng.integers(2, 4)), cin) + tuple(int(n) for n in rng.integers(4, 7, 2))
     mode = "train" if s.training else "eval"
     shortcut = "identity" if isinstance(s.shortcut, snn.Identity) else "projection"
-    return s, t, (_input(rng, shape, 1.0),), f"{cin}->{cout} stride={stride} {shortcut} {mode} x={shape}"
+    return s, t, (random_input(rng, shape, 1.0),), f"{cin}->{cout} stride={stride} {shortcut} {mode} x={shape}"

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 import scratch.nn as snn
-from experiments.layer_cases import register
+from experiments.layer_cases.base import register
 
 
 def _ints(rng, low, high, n=2):

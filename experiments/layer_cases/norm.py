@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import scratch.nn as snn
-from experiments.layer_cases import _input, register
+from experiments.layer_cases.base import random_input, register
 from torch_ref.nn import NumpyDropout
 
 
@@ -42,7 +42,7 @@ def _batchnorm_case(rng, scratch_cls, torch_cls, shape):
         s.running_var[...] = rng.uniform(0.5, 2.0, C)
         s.num_batches_tracked[...] = int(rng.integers(0, 5))
     s.train(bool(rng.integers(4) > 0))
-    x = _input(rng, shape) + rng.standard_normal((1, C) + (1,) * (len(shape) - 2))  # per-channel offsets
+    x = random_input(rng, shape) + rng.standard_normal((1, C) + (1,) * (len(shape) - 2))  # per-channel offsets
     mode = "train" if s.training else "eval"
     return s, t, (x,), f"{cfg} {mode} x={shape}"
 
@@ -87,4 +87,4 @@ def _dropout(rng):
     t = NumpyDropout(p, generator=np.random.default_rng(seed))
     s.train(bool(rng.integers(4) > 0))
     mode = "train" if s.training else "eval"
-    return s, t, (_input(rng, shape),), f"p={p} {mode} x={shape}"
+    return s, t, (random_input(rng, shape),), f"p={p} {mode} x={shape}"

@@ -1,0 +1,17 @@
+"""Argument types shared by the commands (kept free of heavy imports: every command's parser uses them)."""
+import argparse
+
+
+def at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (the commands' counts and sizes)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive integer, got {text!r}" if minimum == 1
+                else f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
