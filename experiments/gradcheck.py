@@ -36,18 +36,22 @@ def add_arguments(parser):
     parser.add_argument("--configs", type=at_least(1), default=10,
                         help="random configurations per layer and check (10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random configurations (0)")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                        help="only the checks in this dtype (default: both); float32 reports each twin's error "
+                             "against torch float64 and their ratio")
     parser.add_argument("--out", default=None,
                         help="reports folder (default runs/, ignored by git; --out reports regenerates the reference)")
 
 
-def run_checks(names, configs: int, seed: int) -> list:
-    """One row per (layer, check, configuration, tensor)."""
+def run_checks(names, configs: int, seed: int, dtype=None) -> list:
+    """One row per (layer, check, configuration, tensor); ``dtype`` ("float64", "float32") keeps those checks."""
     rows = []
     for name in names:
         case = layer_cases.CASES[name]
-        for check, (against, dtype, fast) in CHECKS.items():
-            if against == "numerical" and not case.numerical:
+        for check, (against, check_dtype, fast) in CHECKS.items():
+            if (against == "numerical" and not case.numerical) or (dtype and np.dtype(check_dtype) != dtype):
                 continue
+            dtype_ = check_dtype
             rng = np.random.default_rng([seed, len(rows)])
             for i in range(configs):
                 row = dict(layer=name, check=check, config=i)
@@ -57,19 +61,51 @@ def run_checks(names, configs: int, seed: int) -> list:
                                   max_abs=r["max_abs"], error=r["max_rel"], tolerance=TOLERANCE["numerical"],
                                   where=str(r["where"])) for r in records]
                 elif against == "paths":
-                    description, records = layer_cases.check_paths(case, rng, dtype)
+                    description, records = layer_cases.check_paths(case, rng, dtype_)
                     rows += [dict(row, description=description, tensor=r.tensor, shape=str(r.shape),
                                   max_abs=r.max_abs, error=r.scaled, tolerance=layer_cases.PATHS_TOLERANCE,
                                   where=str(r.where)) for r in records]
                 else:
-                    description, records, tol = layer_cases.check_against_torch(case, rng, dtype, fast=fast)
+                    description, records, tol = layer_cases.check_against_torch(case, rng, dtype_, fast=fast)
                     rows += [dict(row, description=description, tensor=r.tensor, shape=str(r.shape),
                                   max_abs=r.max_abs, error=r.scaled, tolerance=tol, where=str(r.where),
                                   float64_error=r.float64_error, torch_float64_error=r.torch_float64_error,
+                                  ratio_vs_float64=_error_ratio(r) if dtype_ == np.float32 else float("nan"),
                                   ok=r.ok(tol)) for r in records]
     for r in rows:
         r.setdefault("ok", r["error"] <= r["tolerance"])
     return rows
+
+
+def _error_ratio(record) -> float:
+    """float32: scratch's error against torch float64 / torch's float32 error against it, each counted as at
+    least float32's eps times the tensor's scale (below that two float32 results cannot be told apart)."""
+    if record.scaled == 0:
+        return 1.0  # the same values as torch's float32, so the same distance from the exact answer
+    floor = float(np.finfo(np.float32).eps) * record.max_abs / record.scaled
+    return max(record.float64_error, floor) / max(record.torch_float64_error, floor)
+
+
+def float32_rows(rows) -> list:
+    """Per layer and float32 check: each twin against torch float64, the median ratio and its verdict
+    (experiments.shadow's rule: within [0.5, 2] "as accurate")."""
+    from experiments.shadow import AS_ACCURATE
+
+    groups = {}
+    for r in rows:
+        if not np.isnan(r.get("ratio_vs_float64", float("nan"))):
+            groups.setdefault((r["layer"], r["check"]), []).append(r)
+    out = []
+    for (layer, check), group in groups.items():
+        ratios = np.array([r["ratio_vs_float64"] for r in group])
+        median = float(np.median(ratios))
+        lo, hi = AS_ACCURATE
+        verdict = "as accurate" if lo <= median <= hi else ("less accurate" if median > hi else "more accurate")
+        out.append(dict(layer=layer, check=check, tensors=len(group),
+                        scratch_vs_float64=max(r["float64_error"] for r in group),
+                        torch_vs_float64=max(r["torch_float64_error"] for r in group),
+                        median_ratio=median, worst_ratio=float(ratios.max()), verdict=verdict))
+    return out
 
 
 def summarise(rows) -> list:
@@ -91,7 +127,7 @@ def write_report(out, rows, summary, args, seconds) -> None:
     failures = [r for r in rows if not r["ok"]]
     with atomic_dir(out) as tmp:
         with open(tmp / "records.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
             writer.writeheader()
             writer.writerows(rows)
         text = [
@@ -115,6 +151,15 @@ def write_report(out, rows, summary, args, seconds) -> None:
             markdown_table(summary, ["layer", "check", "configs", "worst_tensor", "max_abs", "error", "tolerance",
                                      "beyond_scale", "result"]),
         ]
+        f32 = float32_rows(rows)
+        if f32:
+            text += ["\n## Float32: each twin against the exact answer\n",
+                     "Both twins in float32 against torch in float64 on the same float32 inputs and weights: the "
+                     "largest absolute error of each (`scratch_vs_float64`, `torch_vs_float64`) and, tensor by "
+                     "tensor, scratch's error / torch's (each at least float32's eps times the tensor's scale). "
+                     "A median ratio within [0.5, 2] reads \"as accurate\" (docs/design.md, \"Float32 parity\").\n",
+                     markdown_table(f32, ["layer", "check", "tensors", "scratch_vs_float64", "torch_vs_float64",
+                                          "median_ratio", "worst_ratio", "verdict"])]
         if failures:
             text += ["\n## Out of tolerance\n", markdown_table(failures[:50], ["layer", "check", "description",
                                                                                  "tensor", "error", "where"])]
@@ -135,13 +180,16 @@ def main(args) -> int:
     if args.configs < 1:
         raise SystemExit("experiments gradcheck: --configs must be >= 1")
     start = time.perf_counter()
-    rows = run_checks(names, args.configs, args.seed)
+    rows = run_checks(names, args.configs, args.seed, args.dtype)
     seconds = time.perf_counter() - start
     summary = summarise(rows)
+    f32 = {(r["layer"], r["check"]): r for r in float32_rows(rows)}
     print(f"{'layer':20s} {'check':24s} {'configs':>7s} {'worst tensor':16s} {'error':>9s} {'tol':>7s}  result")
     for s in summary:
+        f = f32.get((s["layer"], s["check"]))
+        vs64 = "" if f is None else (f"   vs float64, scratch / torch: {f['median_ratio']:.2f} ({f['verdict']})")
         print(f"{s['layer']:20s} {s['check']:24s} {s['configs']:7d} {s['worst_tensor']:16s} "
-              f"{s['error']:9.2e} {s['tolerance']:7.0e}  {s['result']}")
+              f"{s['error']:9.2e} {s['tolerance']:7.0e}  {s['result']}{vs64}")
     out = Path(args.out or runs_dir()) / "gradcheck"
     write_report(out, rows, summary, args, seconds)
     bad = sum(s["result"] != "ok" for s in summary)

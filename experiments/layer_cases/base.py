@@ -70,7 +70,7 @@ def _check_against_torch(case: LayerCase, rng, dtype) -> tuple:
     ours, ref, G = twin_values(s, t, *inputs, seed=int(rng.integers(2**31)))
     records = [compare_arrays(name, value, ref[name]) for name, value in ours.items()]
     tol = layer_tolerance(dtype)
-    if low_precision and not all(r.ok(tol) for r in records):
+    if low_precision:  # each twin's distance from the exact answer: the float32 headline (docs/design.md)
         t64.load_state_dict(to_torch(initial))
         t64.train(s.training)
         exact = torch_values(t64, *cast_inputs(inputs, np.float64), grad_output=G.astype(np.float64))

@@ -79,7 +79,12 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
-    r"""y = tanh(x);  dL/dx = g * (1 - y^2)."""
+    r"""y = tanh(x);  dL/dx = g * (1 - y^2), computed as g * (1 - y)(1 + y).
+
+    Near |y| = 1, 1 - y*y loses all but a few bits to cancellation (y*y is rounded
+    before the subtraction); 1 - |y| is exact there and the product is rounded once,
+    as accurate as torch's fused multiply-add on the machines that have one.
+    """
 
     def __init__(self):
         super().__init__()
@@ -90,7 +95,8 @@ class Tanh(Module):
         return self.out
 
     def backward(self, grad_output):
-        return check_grad_output(self, grad_output, self.out.shape) * (1 - self.out * self.out)
+        y = self.out
+        return check_grad_output(self, grad_output, y.shape) * ((1 - y) * (1 + y))
 
 
 class Softmax(Module):
