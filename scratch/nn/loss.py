@@ -148,19 +148,9 @@ class CrossEntropyLoss(_Loss):
         C = input.shape[1]
         # Classes last: (N, d1, ..., C); the common (N, C) case as it is.
         logits = input if input.ndim == 2 else np.moveaxis(input, 1, -1)
-        eps = self.label_smoothing
         t = None  # class indices, when q is one-hot and is not built
         if np.issubdtype(target.dtype, np.floating):
-            if target.shape != input.shape:
-                raise ValueError(
-                    f"CrossEntropyLoss: probability targets must have the input's shape {input.shape}, "
-                    f"got {target.shape} (class-index targets must be integers)"
-                )
-            probs = np.moveaxis(target.astype(input.dtype, copy=False), 1, -1)
-            if eps > 0:
-                probs = probs * (1 - eps) + eps / C
-            q = probs * self._class_weights(C, input.dtype)
-            denominator = logits.size // C
+            q, denominator = self._probability_targets(input, target, C)
         elif paths.is_fast() and fast.loss.one_hot(self, target, logits.shape):  # q is not built: scratch/fast/loss.py
             q, t, denominator = None, target, input.dtype.type(target.size)
         else:
@@ -186,6 +176,18 @@ class CrossEntropyLoss(_Loss):
                 f"but got weight tensor of shape: {list(self.weight.shape)}"
             )
         return self.weight.astype(dtype, copy=False)
+
+    def _probability_targets(self, input, target, C):
+        """q_nc = w_c ((1 - eps) t_nc + eps / C), classes last; 'mean' divides by the number of samples."""
+        if target.shape != input.shape:
+            raise ValueError(
+                f"CrossEntropyLoss: probability targets must have the input's shape {input.shape}, "
+                f"got {target.shape} (class-index targets must be integers)"
+            )
+        probs = np.moveaxis(target.astype(input.dtype, copy=False), 1, -1)
+        if self.label_smoothing > 0:
+            probs = probs * (1 - self.label_smoothing) + self.label_smoothing / C
+        return probs * self._class_weights(C, input.dtype), input.size // C
 
     def _index_targets(self, logits, target, w, C):
         if not np.issubdtype(target.dtype, np.integer):
