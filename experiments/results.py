@@ -272,7 +272,8 @@ def render_report(info, results, sections, figures, parity, env) -> str:
               markdown_table([{"profile": info["profile"], "mode": info["mode"], "seed": info["seed"],
                                "seeds (independent)": ", ".join(map(str, info["seeds"])),
                                "dtype": info["dtype"], "torch device": info["device"],
-                               "threads per twin": info.get("threads")}]),
+                               "threads per twin": info.get("threads"),
+                               "units ran on": info.get("engine", "serial (this process)")}]),
               "", "Configuration (profile `" + info["profile"] + "`):", "", "```json",
               json.dumps(jsonable(info["config"]), indent=1), "```", "",
               f"Command: `python -m experiments run {info['experiment']} --profile {info['profile']} "
@@ -333,12 +334,13 @@ def write_index(out, catalogue_order=()) -> Path:
         rows.append({"#": s.get("number", ""), "experiment": f"[{name}]({name}/report.md)",
                      "chapter": s.get("chapter", ""), "headline": s.get("headline_text", ""),
                      "worst lockstep loss difference": fmt(s.get("worst_loss_rel_diff")) + _control(s),
+                     "twins over seeds (independent)": s.get("verdict") or "",
                      "profile": s.get("profile", ""), "mode": s.get("mode", ""), "dtype": s.get("dtype", ""),
                      "date": s.get("environment", {}).get("date", "")})
     text = ("# Reports\n\nOne folder per experiment of the catalogue, written by "
             "`python -m experiments run NAME|all`. Each holds report.md, metrics.csv, summary.json and plots.\n\n"
             + markdown_table(rows, ["#", "experiment", "chapter", "headline", "worst lockstep loss difference",
-                                    "profile", "mode", "dtype", "date"]))
+                                    "twins over seeds (independent)", "profile", "mode", "dtype", "date"]))
     path = out / "README.md"
     fd, tmp = tempfile.mkstemp(prefix=".README.md.", dir=out)
     with os.fdopen(fd, "w") as f:
