@@ -98,10 +98,43 @@ def execute_unit(fn: Callable, item, shared: tuple, threads: Optional[int], remo
         with thread_limit(threads):
             return UnitOutput(fn(item, *shared), [])
     training.SHOW_PROGRESS = False
+    shared = tuple(align(a) for a in shared)
     with thread_limit(threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = fn(item, *shared)
     return UnitOutput(value, [(w.category, str(w.message), w.filename, w.lineno) for w in caught])
+
+
+ALIGNMENT = 64
+
+
+def align(obj):
+    """``obj`` with every array on a 64-byte boundary: arrays are copied, dataclasses (``Data``) updated in place.
+
+    Why: MKL, under torch's matrix products, takes another path for an operand that is not 16-byte aligned,
+    and its sums then differ in the last bits (seen: one evaluation loss in a few hundred). NumPy's own
+    arrays are at least 16-byte aligned; an array Dask deserialised from a message may sit at any 8-byte
+    offset. In place, so that a worker aligns the data it holds for a map once, not once per unit.
+    """
+    import dataclasses
+
+    if isinstance(obj, np.ndarray):
+        if obj.ctypes.data % ALIGNMENT == 0 or obj.size == 0:
+            return obj
+        raw = np.empty(obj.nbytes + ALIGNMENT, dtype=np.uint8)
+        start = -raw.ctypes.data % ALIGNMENT
+        out = raw[start:start + obj.nbytes].view(obj.dtype).reshape(obj.shape)
+        out[...] = obj
+        return out
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if isinstance(value, np.ndarray):
+                setattr(obj, f.name, align(value))
+        return obj
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(align(v) for v in obj)
+    return obj
 
 
 def reissue(output: UnitOutput) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from experiments import catalogue
 from experiments.catalogue import PROFILES
-from experiments.distributed import EngineError, SerialEngine, UnitFailure, unit_seed_sequence
+from experiments.distributed import EngineError, SerialEngine, UnitFailure, align, unit_seed_sequence
 from experiments.distributed import engine as make_engine
 from experiments.report import REPORTS, atomic_dir, environment
 from experiments.stats import plot_seeds, statistics_markdown, twin_statistics, verdict_text
@@ -94,7 +94,8 @@ class Context:
         light = not isinstance(self.engine, SerialEngine)
         units = [TrainUnit(recipe, self.mode, s, str(self.dtype), self.device, self.control, light)
                  for recipe in recipes for s in seeds]
-        outcomes = self._run_units(train_unit, units, [u.key for u in units], (data.astype(self.dtype),))
+        # Aligned here as in the workers (experiments.distributed.align): MKL's sums depend on alignment.
+        outcomes = self._run_units(train_unit, units, [u.key for u in units], (align(data.astype(self.dtype)),))
         grouped = []
         for k, recipe in enumerate(recipes):
             results = []
