@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# `make full WORKERS=4`: the units of work on a local Dask cluster of 4 processes (README, "Beyond one machine")
+WORKERS ?= 1
 STAMP  := $(VENV)/.installed
 
 .PHONY: run test full bench gradcheck data clean-venv
@@ -21,7 +23,7 @@ run: data
 	$(PY) -m experiments run all --profile quick
 
 full: data
-	$(PY) -m experiments run all --profile full
+	$(PY) -m experiments run all --profile full --workers $(WORKERS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -282,23 +282,34 @@ def engine(workers: int = 1, scheduler: Optional[str] = None, tls_ca_file=None, 
                       "cluster's machines; use tls:// on a shared network (README, 'Beyond one machine')",
                       file=sys.stderr)
             security = None
+            if scheduler.startswith("tls://") and not tls_ca_file:
+                import dask
+
+                if not dask.config.get("distributed.comm.tls.ca-file", None):
+                    raise EngineError("a tls:// scheduler needs --tls-ca-file, --tls-cert and --tls-key (or Dask's "
+                                      "configuration distributed.comm.tls.*)")
             if tls_ca_file:
                 from distributed.security import Security
 
                 security = Security(tls_ca_file=str(tls_ca_file), tls_client_cert=str(tls_cert),
                                     tls_client_key=str(tls_key), require_encryption=True)
             client = Client(scheduler, security=security, timeout="30s")
-            n = len(client.scheduler_info().get("workers", {}))
+            info = client.scheduler_info()
+            n = len(info.get("workers", {}))
             description = f"scheduler {scheduler}, {n} workers"
+            if n == 0:
+                print(f"warning: {scheduler} has no workers yet: the units wait until one joins", file=sys.stderr)
             _check_worker_versions(client)
     except EngineError:
         raise
-    except (OSError, TimeoutError, ValueError) as e:
+    except (OSError, TimeoutError, ValueError, TypeError) as e:
         if cluster is not None:
             cluster.close()
         raise EngineError(f"could not reach the Dask scheduler {scheduler or '(local)'}: "
                           f"{type(e).__name__}: {e}") from e
     eng = DaskEngine(client, description, cluster)
+    if "dashboard" not in client.scheduler_info().get("services", {}):
+        eng.dashboard = None  # a scheduler started with --no-dashboard: no address to print
     try:
         yield eng
     finally:

@@ -3,8 +3,10 @@
 
 Every socket here is on 127.0.0.1 (marker ``loopback``); every process the tests start is stopped by them.
 """
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,35 +38,31 @@ def serial_run(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A scheduler and two ``dask worker`` processes (one thread each, with a nanny) on 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("cluster")
+@contextlib.contextmanager
+def dask_cluster(folder: Path, workers: int, options=()):
+    """``dask scheduler`` and ``workers`` x ``dask worker`` (one thread each, with a nanny) on 127.0.0.1,
+    stopped (their whole process groups) when the block ends. Yields the scheduler's address."""
     scheduler_file = folder / "scheduler.json"
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    common = dict(cwd=str(REPO), env=env, stdout=subprocess.DEVNULL, stderr=open(folder / "log.txt", "w"),
-                  start_new_session=True)
+    log = open(folder / "log.txt", "w")
+    common = dict(cwd=str(REPO), env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(scheduler_file)], **common)]
+                               "--no-dashboard", "--scheduler-file", str(scheduler_file), *options], **common)]
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while not scheduler_file.exists():
             assert procs[0].poll() is None, (folder / "log.txt").read_text()
             assert time.monotonic() < deadline, "the scheduler did not start"
             time.sleep(0.2)
-        for _ in range(2):
+        for _ in range(workers):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "dask", "worker", "--scheduler-file", str(scheduler_file), "--host",
-                 "127.0.0.1", "--nthreads", "1", "--no-dashboard", "--memory-limit", "0"], **common))
+                 "127.0.0.1", "--nthreads", "1", "--no-dashboard", "--memory-limit", "0", *options], **common))
         address = json.loads(scheduler_file.read_text())["address"]
-        assert address.startswith("tcp://127.0.0.1:")
-        from distributed import Client
-
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=START_TIMEOUT)
+        assert address.startswith(("tcp://127.0.0.1:", "tls://127.0.0.1:"))
         yield address
     finally:
-        for p in reversed(procs):  # workers first, then the scheduler; each with its process group
+        for p in reversed(procs):  # workers first, then the scheduler
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
@@ -73,6 +71,18 @@ def cluster(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A scheduler and two workers on 127.0.0.1, unencrypted (loopback only), shared by the tests below."""
+    from distributed import Client
+
+    with dask_cluster(tmp_path_factory.mktemp("cluster"), 2) as address:
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=START_TIMEOUT)
+        yield address
 
 
 def test_local_cluster_writes_the_same_metrics_as_serial(serial_run, tmp_path, capsys):
@@ -190,8 +200,34 @@ def test_map_values_depend_on_keys_not_on_where_units_run(faulty, cluster, tmp_p
     (["--scheduler", "tcp://127.0.0.1:8786", "--tls-ca-file", __file__, "--tls-cert", __file__, "--tls-key",
       __file__], 1, "use tls://HOST:PORT to encrypt"),
     (["--scheduler", "tls://127.0.0.1:8786", "--tls-ca-file", __file__], 1, "together"),
+    (["--scheduler", "tls://127.0.0.1:8786"], 1, "a tls:// scheduler needs --tls-ca-file"),
 ])
 def test_bad_engine_options_are_clear_errors(argv, code, message, tmp_path, capsys):
     assert main(["run", "forward_3layer", "--profile", "tiny", "--out", str(tmp_path)] + argv) == code
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
+def test_tls_cluster_with_certificates_as_the_readme_makes_them(serial_run, tmp_path, capsys):
+    """The README's TLS set-up: a CA, one certificate it signs; the run over tls:// writes the same metrics,
+    and a client that speaks tcp:// to it gets a one-line error."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca", "-keyout",
+            "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test", "-keyout", "node.key", "-out", "node.csr")
+    openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+            "-out", "node.pem")
+    tls = ["--tls-ca-file", str(tmp_path / "ca.pem"), "--tls-cert", str(tmp_path / "node.pem"),
+           "--tls-key", str(tmp_path / "node.key")]
+    with dask_cluster(tmp_path, 1, ["--protocol", "tls", *tls]) as address:
+        assert address.startswith("tls://127.0.0.1:")
+        assert main(RUN + ["--out", str(tmp_path / "out"), "--scheduler", address] + tls) == 0
+        assert metrics(tmp_path / "out") == metrics(serial_run)
+        capsys.readouterr()
+        plain = address.replace("tls://", "tcp://")
+        assert main(RUN + ["--out", str(tmp_path / "refused"), "--scheduler", plain]) == 1
+        assert "could not reach the Dask scheduler" in capsys.readouterr().err
+        assert not (tmp_path / "refused").exists()
