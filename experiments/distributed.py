@@ -85,6 +85,22 @@ class UnitOutput:
     warnings: list  # (category, message text, filename, lineno)
 
 
+class Boxed:
+    """An item carried to a worker untouched: Dask (before 2024.12) reads a tuple whose first element is
+    callable, anywhere in a task's arguments, as a task of its own and calls it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __getstate__(self):
+        return (self.value,)  # a tuple, never false: pickle skips __setstate__ for a false state
+
+    def __setstate__(self, state):
+        (self.value,) = state
+
+
 def execute_unit(fn: Callable, item, shared: tuple, threads: Optional[int], remote: bool) -> UnitOutput:
     """Run ``fn(item, *shared)`` as one unit, with ``threads`` threads per twin (experiments.threads).
 
@@ -93,6 +109,8 @@ def execute_unit(fn: Callable, item, shared: tuple, threads: Optional[int], remo
     """
     from experiments import training
     from experiments.threads import threads as thread_limit
+
+    item = item.value if isinstance(item, Boxed) else item
 
     if not remote:
         with thread_limit(threads):
@@ -184,7 +202,7 @@ class DaskEngine:
         # broadcast: every worker holds a copy, so a lost worker does not lose the only one.
         shared_futures = self.client.scatter(list(shared), broadcast=True, hash=False) if shared else []
         tag = uuid.uuid4().hex[:8]
-        futures = [self.client.submit(execute_unit, fn, item, tuple(shared_futures), threads, True,
+        futures = [self.client.submit(execute_unit, fn, Boxed(item), tuple(shared_futures), threads, True,
                                       key=f"{label}-{i}-{_key_text(key)}-{tag}", retries=RETRIES, pure=False)
                    for i, (item, key) in enumerate(zip(items, keys))]
         index = {f.key: i for i, f in enumerate(futures)}
