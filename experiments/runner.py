@@ -79,14 +79,15 @@ class Context:
         or one per seed (independent). Metrics, tables and the standard plot follow."""
         return self.train_each([recipe], data, plot)[0]
 
-    def train_each(self, recipes, data, plot=True) -> list:
+    def train_each(self, recipes, data, plot=True, record=True) -> list:
         """``ctx.train`` for several recipes (variants) at once: one list of results per recipe.
 
         Every (recipe, seed) is a unit of work (``experiments.distributed``), so with ``--workers`` or
         ``--scheduler`` the variants and seeds train in parallel; the metrics are recorded in the order
         of ``recipes`` and seeds, as if trained one after another. A unit that fails twice is left out
         of its list and recorded in ``ctx.failures`` (the report names it); when all of a recipe's
-        units fail, ``UnitsFailed`` is raised.
+        units fail, ``UnitsFailed`` is raised. ``record=False``: the results stay out of the report's
+        standard tables (the experiment picks which to show, as a search does with its best trials).
         """
         from experiments.lockstep import TrainUnit, train_unit
 
@@ -109,7 +110,8 @@ class Context:
             if not results:
                 raise UnitsFailed(f"every unit of {recipe.label or recipe.tag or 'the training'} failed: "
                                   + "; ".join(f.describe() for f in self.failures[-len(seeds):]))
-            self.results.extend(results)
+            if record:
+                self.results.extend(results)
             if plot:
                 self._plot_training(recipe, results)
             grouped.append(results)
