@@ -277,7 +277,9 @@ def render_report(info, results, sections, figures, parity, env) -> str:
               "", "Configuration (profile `" + info["profile"] + "`):", "", "```json",
               json.dumps(jsonable(info["config"]), indent=1), "```", "",
               f"Command: `python -m experiments run {info['experiment']} --profile {info['profile']} "
-              f"--mode {info['mode']} --seed {info['seed']} --dtype {info['dtype']}`", ""]
+              f"--mode {info['mode']} --seed {info['seed']}"
+              + (f" --seeds {len(info['seeds'])}" if info["mode"] != "lockstep" else "") + f" --dtype {info['dtype']}`",
+              ""]
     if results:
         lines += ["## Final metrics, side by side", "", markdown_table(result_rows(results)), ""]
     rows = parity_rows(results, parity)
