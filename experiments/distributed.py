@@ -155,6 +155,32 @@ def align(obj):
     return obj
 
 
+def keyed_unit(job, *shared):
+    """A ``ctx.map`` unit: ``fn(item, rng, *shared)`` with the generator of the unit's own SeedSequence."""
+    fn, item, seq = job
+    return fn(item, np.random.default_rng(seq), *shared)
+
+
+class UnitsFailed(RuntimeError):
+    """Every unit of a training failed twice: nothing is left to report for it."""
+
+
+def failures_markdown(failures) -> str:
+    """The report's "Failed units" section."""
+    from experiments.results import markdown_table
+
+    rows = [{"unit": f"`{f.key!r}`", "attempts": f.attempts, "error": f.error.splitlines()[0][:200]}
+            for f in failures]
+    return ("These units of work raised on every attempt; the report is built from the others, and the "
+            "command exits non-zero. Tracebacks are in summary.json (`failed_units`).\n\n" + markdown_table(rows))
+
+
+def dashboard_note() -> str:
+    import importlib.util
+
+    return "" if importlib.util.find_spec("bokeh") else " (served once bokeh>=3.1 is installed: pip install bokeh)"
+
+
 def reissue(output: UnitOutput) -> None:
     for category, message, filename, lineno in output.warnings:
         warnings.warn_explicit(message, category, filename, lineno)

@@ -22,10 +22,11 @@ import numpy as np
 
 from experiments import catalogue
 from experiments.catalogue import PROFILES
-from experiments.distributed import EngineError, SerialEngine, UnitFailure, align, unit_seed_sequence
+from experiments.distributed import (EngineError, SerialEngine, UnitFailure, UnitsFailed, align, dashboard_note,
+                                     failures_markdown, keyed_unit, unit_seed_sequence)
 from experiments.distributed import engine as make_engine
 from experiments.report import REPORTS, atomic_dir, environment
-from experiments.stats import plot_seeds, statistics_markdown, twin_statistics, verdict_text
+from experiments.stats import add_statistics, verdict_text
 from experiments.threads import threads as thread_limit
 from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, render_report,
                                  write_index)
@@ -133,7 +134,7 @@ class Context:
             raise ValueError(f"ctx.map: keys must be distinct, one per item; got {len(keys)} keys "
                              f"for {len(items)} items")
         seqs = [unit_seed_sequence(self.seed, (self.name, k)) for k in keys]
-        outcomes = self._run_units(_keyed_unit, [(fn, item, seq) for item, seq in zip(items, seqs)], keys,
+        outcomes = self._run_units(keyed_unit, [(fn, item, seq) for item, seq in zip(items, seqs)], keys,
                                    tuple(shared), label)
         return [o for o in outcomes if not isinstance(o, UnitFailure)]
 
@@ -187,16 +188,6 @@ class Context:
             self.headline_text = text
 
 
-def _keyed_unit(job, *shared):
-    """A ``ctx.map`` unit: ``fn(item, rng, *shared)`` with the generator of the unit's own SeedSequence."""
-    fn, item, seq = job
-    return fn(item, np.random.default_rng(seq), *shared)
-
-
-class UnitsFailed(RuntimeError):
-    """Every unit of a training failed twice: nothing is left to report for it."""
-
-
 # -- running ------------------------------------------------------------------------
 class ConfigError(ValueError):
     """A bad profile or setting: reported as a usage error, before anything runs."""
@@ -243,9 +234,9 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
             ctx.mode = m
             ctx.prefix = f"{m}_" if mode == "both" else ""
             exp.run(ctx)
-        twin_stats = _twin_statistics(ctx)
+        twin_stats = add_statistics(ctx)
         if ctx.failures:
-            ctx.sections.append(("Failed units", _failures_markdown(ctx.failures)))
+            ctx.sections.append(("Failed units", failures_markdown(ctx.failures)))
         ctx.recorder.write_csv(tmp / "metrics.csv")
         lockstep = [r for r in ctx.results if r.mode == "lockstep"]
         worst = max((r.max_loss_rel_diff for r in lockstep if r.max_loss_rel_diff is not None), default=None)
@@ -267,30 +258,6 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
                                                      ctx.parities, env))
     write_index(out, [e.name for e in catalogue.all_experiments()])
     return out / exp.name
-
-
-def _twin_statistics(ctx) -> list:
-    """Independent mode: does each twin's distribution over the seeds differ? (experiments.stats)
-    Adds the section and the per-seed plot to the report; returns the rows for summary.json."""
-    rows = twin_statistics(ctx.results)
-    if not rows:
-        return []
-    ctx.prefix = "independent_" if ctx.prefix else ""
-    ctx.mode = "independent"
-    picture = ctx.savefig(plot_seeds(rows), "seeds", "each seed's final metric, both twins")
-    ctx.section("Do the twins differ?", statistics_markdown(rows) + f"\n![each seed's final metric]({picture})\n")
-    keep = ("model", "metric", "n", "mean", "std", "diff", "ci95", "ci90", "df", "margin", "margin_text",
-            "verdict", "seeds_needed", "seeds", "scratch", "torch")
-    return [{k: r[k] for k in keep} for r in rows]
-
-
-def _failures_markdown(failures) -> str:
-    from experiments.results import markdown_table
-
-    rows = [{"unit": f"`{f.key!r}`", "attempts": f.attempts, "error": f.error.splitlines()[0][:200]}
-            for f in failures]
-    return ("These units of work raised on every attempt; the report is built from the others, and the "
-            "command exits non-zero. Tracebacks are in summary.json (`failed_units`).\n\n" + markdown_table(rows))
 
 
 def _result_summary(r) -> dict:
@@ -453,18 +420,12 @@ def main_run(args) -> int:
     try:
         with make_engine(args.workers, args.scheduler, args.tls_ca_file, args.tls_cert, args.tls_key) as engine:
             if engine.dashboard:
-                print(f"Dask: {engine.description}; dashboard {engine.dashboard}{_dashboard_note()}",
+                print(f"Dask: {engine.description}; dashboard {engine.dashboard}{dashboard_note()}",
                       file=sys.stderr, flush=True)
             return _run_plan(plan, args, device, engine)
     except EngineError as e:
         print(f"experiments run: error: {e}", file=sys.stderr)
         return 1
-
-
-def _dashboard_note() -> str:
-    import importlib.util
-
-    return "" if importlib.util.find_spec("bokeh") else " (served once bokeh>=3.1 is installed: pip install bokeh)"
 
 
 def _run_plan(plan, args, device, engine) -> int:

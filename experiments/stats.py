@@ -192,6 +192,22 @@ def statistics_markdown(rows) -> str:
             "(`experiments/stats.py`).\n\n" + markdown_table(table))
 
 
+def add_statistics(ctx) -> list:
+    """Independent mode: the section "Do the twins differ?" and the per-seed plot, added to the report of
+    ``ctx`` (an ``experiments.runner.Context``); returns the rows for summary.json ([] without
+    independent results)."""
+    rows = twin_statistics(ctx.results)
+    if not rows:
+        return []
+    ctx.prefix = "independent_" if ctx.prefix else ""
+    ctx.mode = "independent"
+    picture = ctx.savefig(plot_seeds(rows), "seeds", "each seed's final metric, both twins")
+    ctx.section("Do the twins differ?", statistics_markdown(rows) + f"\n![each seed's final metric]({picture})\n")
+    keep = ("model", "metric", "n", "mean", "std", "diff", "ci95", "ci90", "df", "margin", "margin_text",
+            "verdict", "seeds_needed", "seeds", "scratch", "torch")
+    return [{k: r[k] for k in keep} for r in rows]
+
+
 def plot_seeds(rows, title=""):
     """Each seed's final value of the headline metric, both twins side by side, one panel per model."""
     import matplotlib.pyplot as plt
