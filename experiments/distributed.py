@@ -116,11 +116,37 @@ def execute_unit(fn: Callable, item, shared: tuple, threads: Optional[int], remo
         with thread_limit(threads):
             return UnitOutput(fn(item, *shared), [])
     training.SHOW_PROGRESS = False
+    undo_malloc_trim()
     shared = tuple(align(a) for a in shared)
     with thread_limit(threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = fn(item, *shared)
     return UnitOutput(value, [(w.category, str(w.message), w.filename, w.lineno) for w in caught])
+
+
+def undo_malloc_trim() -> None:
+    """Give a worker's heap back glibc's usual behaviour, when Dask's nanny has set MALLOC_TRIM_THRESHOLD_.
+
+    The nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` for the worker it starts (to return memory to the
+    system). Setting it also turns off glibc's adaptive mmap threshold, so every mini-batch array of a
+    few hundred KB is mapped and unmapped afresh, page faults and all: measured here, a TwoLayerNet step
+    took 1.9 ms instead of 0.9 ms. Static thresholds at glibc's own adaptive maximum (32 MiB) restore
+    the speed. The numbers do not change (allocations stay 16-byte aligned either way). Other C
+    libraries: nothing to do.
+    """
+    import os
+
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc: its own allocator, its own behaviour
 
 
 ALIGNMENT = 64
