@@ -5,6 +5,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# `make full WORKERS=4` / `make reference WORKERS=4`: the units of work on a local Dask cluster of 4
+# processes (README, "Beyond one machine")
+WORKERS ?= 1
 STAMP  := $(VENV)/.installed
 
 # `make test-oldest`: the oldest releases pyproject.toml admits, pinned in constraints-oldest.txt, in a venv
@@ -31,11 +34,11 @@ run: data
 	$(PY) -m experiments run all --profile quick
 
 full: data
-	$(PY) -m experiments run all --profile full
+	$(PY) -m experiments run all --profile full --workers $(WORKERS)
 
 # The committed reference reports (full profile, hours on 2 cores): only on purpose.
 reference: data
-	$(PY) -m experiments run all --profile full --out reports
+	$(PY) -m experiments run all --profile full --workers $(WORKERS) --out reports
 	$(PY) -m experiments gradcheck --out reports
 	$(PY) -m experiments bench --out reports/bench
 

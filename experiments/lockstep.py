@@ -16,6 +16,9 @@ own generator for weights, batch order and masks; the torch twin uses
 ``torch.manual_seed(seed)``, its native layers and ``torch.randperm``. The
 report then compares distributions (mean and spread over seeds), not steps.
 """
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 import torch
 
@@ -128,9 +131,64 @@ def train_independent(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float6
 
     t_result = fit([TorchTwin(t_model, recipe, device)], data, recipe, [torch_order], log,
                    augment_rngs=[t_rng], seed=seed, mode="independent")
-    for field in ("final", "history", "evals", "time_per_step", "models"):
+    for field in ("final", "history", "evals", "time_per_step", "models", "initial"):
         getattr(s_result, field).update(getattr(t_result, field))
     return s_result
+
+
+@dataclass
+class TrainUnit:
+    """One training as a unit of work (experiments.distributed): a recipe, the mode and the seed.
+
+    Its randomness is that of ``seed`` alone (``Streams(seed)`` in lockstep; ``default_rng(seed)`` and
+    ``torch.manual_seed(seed)`` in independent mode), whichever process runs it and whatever ran before.
+    ``light``: drop the scratch model's forward caches before the result travels back to the client.
+    """
+
+    recipe: Recipe
+    mode: str
+    seed: int
+    dtype: str
+    device: str = "cpu"
+    control: bool = True
+    light: bool = False
+    shadow_steps: Optional[int] = None  # float32 lockstep: steps of the float64 shadow (None: all; 0: none)
+
+    @property
+    def key(self):
+        return (self.recipe.tag or self.recipe.label or "training", self.mode, int(self.seed))
+
+
+def train_unit(unit: TrainUnit, data: Data):
+    """Run ``unit`` on ``data``: ``(TrainResult, rows)``, ``rows`` being the metrics.csv rows
+    ``(impl, metric, value, step, epoch, seed)`` it logged, in order, for the client to record.
+    A lockstep training out of the float64 tolerance is followed by its 1-ulp control (``train_control``)."""
+    rows = []
+
+    def log(impl, metric, value, step=None, epoch=None, seed=None):
+        rows.append((impl, metric, value, step, epoch, seed))
+
+    dtype = np.dtype(unit.dtype)
+    tol = 1e-9 if dtype == np.float64 else None
+    if unit.mode == "lockstep":
+        result = train_lockstep(unit.recipe, data, unit.seed, dtype, unit.device, log,
+                                shadow_steps=unit.shadow_steps)
+    else:
+        result = train_independent(unit.recipe, data, unit.seed, dtype, unit.device, log)
+    result.tolerance = tol if result.mode == "lockstep" else None
+    if result.mode == "lockstep" and tol is not None and unit.control and result.max_loss_rel_diff > tol:
+        # Out of tolerance: is it the twins or the training? Run the scratch twin against itself.
+        result.control_loss_rel_diff = train_control(unit.recipe, data, unit.seed, dtype, log)
+    if unit.light:
+        model = result.models.get("scratch")
+        if model is not None:
+            # A one-image forward in eval mode replaces the last evaluation's caches (hundreds of MB
+            # for a conv net) without changing any parameter or buffer.
+            was = model.training
+            model.eval()
+            model(np.ascontiguousarray(data.x_train[:1], dtype=dtype))
+            model.train(was)
+    return result, rows
 
 
 def _logger(log, seed):

@@ -310,11 +310,13 @@ def render_report(info, results, sections, figures, parity, env) -> str:
                                "seeds (independent)": ", ".join(map(str, info["seeds"])),
                                "dtype": info["dtype"], "torch device": info["device"],
                                "threads per twin": info.get("threads"),
-                               "scratch path": info.get("scratch_path", "fast")}]),
+                               "scratch path": info.get("scratch_path", "fast"),
+                               "units ran on": info.get("engine", "serial (this process)")}]),
               "", "Configuration (profile `" + info["profile"] + "`):", "", "```json",
               json.dumps(jsonable(info["config"]), indent=1), "```", "",
               f"Command: `python -m experiments run {info['experiment']} --profile {info['profile']} "
-              f"--mode {info['mode']} --seed {info['seed']} --dtype {info['dtype']}"
+              f"--mode {info['mode']} --seed {info['seed']}"
+              + (f" --seeds {len(info['seeds'])}" if info["mode"] != "lockstep" else "") + f" --dtype {info['dtype']}"
               + (" --plain`" if info.get("scratch_path") == "plain" else "`"), ""]
     if results:
         lines += ["## Final metrics, side by side", "", markdown_table(result_rows(results)), ""]
@@ -440,6 +442,7 @@ def write_index(out, catalogue_order=(), reference=None) -> Path:
         row = {"#": s.get("number", ""), "experiment": f"[{name}]({name}/report.md)",
                "chapter": s.get("chapter", ""), "headline": s.get("headline_text", ""),
                "lockstep parity": _parity_cell(s),
+               "twins over seeds (independent)": s.get("verdict") or "",
                "profile": s.get("profile", ""), "mode": s.get("mode", ""), "dtype": s.get("dtype", ""),
                "date": s.get("environment", {}).get("date", "")}
         if reference is not None:
@@ -448,7 +451,8 @@ def write_index(out, catalogue_order=(), reference=None) -> Path:
                 f"{ref.get('headline_text', '')} ({ref.get('profile')}, {ref.get('dtype')})")
             row["against the reference"] = reference_verdict(s, ref)
         rows.append(row)
-    columns = ["#", "experiment", "chapter", "headline", "lockstep parity", "profile", "mode", "dtype", "date"]
+    columns = ["#", "experiment", "chapter", "headline", "lockstep parity", "twins over seeds (independent)",
+               "profile", "mode", "dtype", "date"]
     if reference is None:
         intro = ("# Reports\n\nThe reference reports (full profile), quoted by the project's README: one folder per "
                  "experiment of the catalogue, written by `python -m experiments run NAME|all --out reports` "

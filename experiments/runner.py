@@ -27,7 +27,11 @@ import scratch
 from experiments import catalogue
 from experiments.arguments import at_least
 from experiments.catalogue import PROFILES
+from experiments.distributed import (EngineError, SerialEngine, UnitFailure, UnitsFailed, align, dashboard_note,
+                                     failures_markdown, keyed_unit, unit_seed_sequence)
+from experiments.distributed import engine as make_engine
 from experiments.report import REPORTS, atomic_dir, environment, is_reference, runs_dir
+from experiments.stats import add_statistics, verdict_text
 from experiments.threads import threads as thread_limit
 from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, plot_shadow,
                                  reference_verdict, render_report, write_index)
@@ -44,10 +48,12 @@ class Context:
     ``--set`` overrides), ``seed``, ``seeds`` (the independent mode's list),
     ``dtype`` (a NumPy dtype), ``mode`` ("lockstep" or "independent"),
     ``device`` (the torch twin's), ``dir`` (where files go; a temporary folder
-    that becomes the report), ``streams`` (``lockstep.Streams(seed)``).
+    that becomes the report), ``streams`` (``lockstep.Streams(seed)``), ``engine``
+    (where units of work run: ``experiments.distributed``).
     """
 
-    def __init__(self, exp, profile, config, seed, seeds, dtype, mode, device, directory):
+    def __init__(self, exp, profile, config, seed, seeds, dtype, mode, device, directory, engine=None,
+                 threads=None):
         from experiments.lockstep import Streams
 
         self.experiment = exp
@@ -70,42 +76,102 @@ class Context:
         self.extra = {}
         self.prefix = ""  # set by the runner in --mode both, so the two passes keep apart
         self.control = True  # run the 1-ulp control when a lockstep training leaves the tolerance
+        self.engine = engine or SerialEngine()  # where units of work run (experiments.distributed)
+        self.threads = threads  # threads per twin inside each unit
+        self.failures = []  # UnitFailure of every unit that failed twice
 
     # -- training ----------------------------------------------------------------
     def train(self, recipe, data, plot=True) -> list:
         """Train ``recipe`` on ``data`` in this run's mode: a list with one ``TrainResult`` (lockstep)
         or one per seed (independent). Metrics, tables and the standard plot follow."""
-        from experiments.lockstep import train_control, train_independent, train_lockstep
+        return self.train_each([recipe], data, plot)[0]
 
-        tol = 1e-9 if self.dtype == np.float64 else None
+    def train_each(self, recipes, data, plot=True, record=True) -> list:
+        """``ctx.train`` for several recipes (variants) at once: one list of results per recipe.
+
+        Every (recipe, seed) is a unit of work (``experiments.distributed``), so with ``--workers`` or
+        ``--scheduler`` the variants and seeds train in parallel; the metrics are recorded in the order
+        of ``recipes`` and seeds, as if trained one after another. A unit that fails twice is left out
+        of its list and recorded in ``ctx.failures`` (the report names it); when all of a recipe's
+        units fail, ``UnitsFailed`` is raised. ``record=False``: the results stay out of the report's
+        standard tables (the experiment picks which to show, as a search does with its best trials).
+        """
+        from experiments.lockstep import TrainUnit, train_unit
+
+        seeds = [self.seed] if self.mode == "lockstep" else self.seeds
+        light = not isinstance(self.engine, SerialEngine)
+        shadow = shadow_steps(self.profile)
+        units = [TrainUnit(recipe, self.mode, s, str(self.dtype), self.device, self.control, light, shadow)
+                 for recipe in recipes for s in seeds]
+        # A float32 lockstep run's float64 shadow needs the data as given (float64), not rounded to float32.
+        with_shadow = self.mode == "lockstep" and self.dtype == np.float32 and shadow != 0
+        # Aligned here as in the workers (experiments.distributed.align): MKL's sums depend on alignment.
+        outcomes = self._run_units(train_unit, units, [u.key for u in units],
+                                   (align(data if with_shadow else data.astype(self.dtype)),))
+        grouped = []
+        for k, recipe in enumerate(recipes):
+            results = []
+            for outcome in outcomes[k * len(seeds):(k + 1) * len(seeds)]:
+                if isinstance(outcome, UnitFailure):
+                    continue
+                result, rows = outcome
+                for impl, metric, value, step, epoch, seed in rows:
+                    self.log(impl, metric, value, step=step, epoch=epoch, seed=seed)
+                results.append(result)
+            if not results:
+                raise UnitsFailed(f"every unit of {recipe.label or recipe.tag or 'the training'} failed: "
+                                  + "; ".join(f.describe() for f in self.failures[-len(seeds):]))
+            if record:
+                self.results.extend(results)
+            if plot:
+                self._plot_training(recipe, results)
+            grouped.append(results)
+        return grouped
+
+    def map(self, fn, items, keys=None, shared=(), label="units") -> list:
+        """Run ``fn(item, rng, *shared)`` for every item as a unit of work; their values, in item order.
+
+        ``rng``: a ``numpy.random.Generator`` on the unit's own ``SeedSequence``, chosen by its key
+        (``experiments.distributed.unit_seed_sequence(ctx.seed, (ctx.name, key))``), never by the order
+        units run in. ``keys``: one per item (str, int or tuples of them; default: the items
+        themselves). ``shared``: large read-only arguments (data), sent to each worker once. ``fn``
+        must not rely on side effects in this process: with workers, it runs in another one.
+        A unit that fails twice is left out of the values and recorded in ``ctx.failures``.
+        """
+        items = list(items)
+        keys = items if keys is None else list(keys)
+        if len(keys) != len(items) or len(set(map(repr, keys))) != len(keys):
+            raise ValueError(f"ctx.map: keys must be distinct, one per item; got {len(keys)} keys "
+                             f"for {len(items)} items")
+        seqs = [unit_seed_sequence(self.seed, (self.name, k)) for k in keys]
+        outcomes = self._run_units(keyed_unit, [(fn, item, seq) for item, seq in zip(items, seqs)], keys,
+                                   tuple(shared), label)
+        return [o for o in outcomes if not isinstance(o, UnitFailure)]
+
+    def _run_units(self, fn, items, keys, shared, label="training") -> list:
+        outcomes = self.engine.map(fn, items, keys, shared, self.threads, label=f"{self.name} {label}")
+        for o in outcomes:
+            if isinstance(o, UnitFailure):
+                print(f"  {self.name}: {o.describe()}", file=sys.stderr, flush=True)
+                self.failures.append(o)
+        return outcomes
+
+    def _plot_training(self, recipe, results):
+        name = f"{recipe.tag or 'training'}_{self.mode}"
         if self.mode == "lockstep":
-            results = [train_lockstep(recipe, data, self.seed, self.dtype, self.device, self.log,
-                                      shadow_steps=shadow_steps(self.profile))]
+            fig = plot_lockstep(results[0], f"{results[0].label}: lockstep, seed {self.seed}, {self.dtype}")
+            caption = (f"{results[0].label}: both twins' loss per step (left), their difference on a log "
+                       "scale (middle), accuracy by epoch (right)")
         else:
-            results = [train_independent(recipe, data, s, self.dtype, self.device, self.log) for s in self.seeds]
-        for r in results:
-            r.tolerance = tol if r.mode == "lockstep" else None
-            if r.mode == "lockstep" and tol is not None and self.control and r.max_loss_rel_diff > tol:
-                # Out of tolerance: is it the twins or the training? Run the scratch twin against itself.
-                r.control_loss_rel_diff = train_control(recipe, data, self.seed, self.dtype, self.log)
-        self.results.extend(results)
-        if plot:
-            name = f"{recipe.tag or 'training'}_{self.mode}"
-            if self.mode == "lockstep":
-                fig = plot_lockstep(results[0], f"{results[0].label}: lockstep, seed {self.seed}, {self.dtype}")
-                caption = (f"{results[0].label}: both twins' loss per step (left), their difference on a log "
-                           "scale (middle), accuracy by epoch (right)")
-                if results[0].shadow is not None:
-                    self.savefig(plot_shadow(results[0], f"{results[0].label}: float32 twins against the float64 "
-                                                         f"shadow, seed {self.seed}"),
-                                 f"{recipe.tag or 'training'}_float64_shadow",
-                                 f"{results[0].label}: the three losses (left) and each float32 twin's error "
-                                 "against the float64 shadow (right, log scale)")
-            else:
-                fig = plot_independent(results, f"{results[0].label}: independent, seeds {self.seeds}")
-                caption = f"{results[0].label}: each twin on its own initialisation, {len(self.seeds)} seeds"
-            self.savefig(fig, name, caption)
-        return results
+            fig = plot_independent(results, f"{results[0].label}: independent, seeds {[r.seed for r in results]}")
+            caption = f"{results[0].label}: each twin on its own initialisation, {len(results)} seeds"
+        self.savefig(fig, name, caption)
+        if self.mode == "lockstep" and results[0].shadow is not None:
+            self.savefig(plot_shadow(results[0], f"{results[0].label}: float32 twins against the float64 shadow, "
+                                                 f"seed {self.seed}"),
+                         f"{recipe.tag or 'training'}_float64_shadow",
+                         f"{results[0].label}: the three losses (left) and each float32 twin's error against the "
+                         "float64 shadow (right, log scale)")
 
     # -- recording ----------------------------------------------------------------
     def log(self, impl, metric, value, step=None, epoch=None, seed=None):
@@ -157,20 +223,21 @@ def make_config(exp, profile: str, overrides=None) -> dict:
 
 
 def run_experiment(exp, profile="quick", mode="lockstep", seed=0, seeds=3, dtype="float64", device="cpu",
-                   out=None, overrides=None, threads=1) -> Path:
+                   out=None, overrides=None, threads=1, engine=None) -> Path:
     """Run one experiment and write ``<out>/<name>/`` atomically; returns that folder.
 
     ``out``: default :func:`experiments.report.runs_dir` (``runs/``), never the
     reference reports unless asked for by name.
 
     ``threads``: threads for each twin during the run (see experiments.threads);
-    None leaves them as they are.
+    None leaves them as they are. ``engine``: where its units of work run
+    (``experiments.distributed``; default: serially, in this process).
     """
     with thread_limit(threads):
-        return _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads)
+        return _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine)
 
 
-def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads) -> Path:
+def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine) -> Path:
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; valid modes are: {', '.join(MODES)}")
     config = make_config(exp, profile, overrides)
@@ -181,11 +248,14 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
     # must name the code that ran (and when it started), not the code at the end.
     env = environment()
     with atomic_dir(out / exp.name) as tmp:
-        ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp)
+        ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp, engine, threads)
         for m in (("lockstep", "independent") if mode == "both" else (mode,)):
             ctx.mode = m
             ctx.prefix = f"{m}_" if mode == "both" else ""
             exp.run(ctx)
+        twin_stats = add_statistics(ctx)
+        if ctx.failures:
+            ctx.sections.append(("Failed units", failures_markdown(ctx.failures)))
         ctx.recorder.write_csv(tmp / "metrics.csv")
         lockstep = [r for r in ctx.results if r.mode == "lockstep"]
         worst = max((r.max_loss_rel_diff for r in lockstep if r.max_loss_rel_diff is not None), default=None)
@@ -194,12 +264,15 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
             "profile": profile, "mode": mode, "seed": seed, "seeds": seed_list, "dtype": str(ctx.dtype),
             "device": device, "threads": threads, "scratch_path": "fast" if scratch.is_fast() else "plain",
             "config": config, "headline_text": ctx.headline_text,
-            "wall_time_s": time.perf_counter() - start,
+            "wall_time_s": time.perf_counter() - start, "engine": ctx.engine.description,
         }
         summary = dict(info, environment=env, trained=exp.trained, worst_loss_rel_diff=worst,
                        lockstep_tolerance=1e-9 if ctx.dtype == np.float64 else None,
                        models=[_result_summary(r) for r in ctx.results], parity=ctx.parities,
-                       extra=ctx.extra, figures=[f for f, _ in ctx.figures])
+                       extra=ctx.extra, figures=[f for f, _ in ctx.figures],
+                       twin_statistics=twin_stats, verdict=verdict_text(twin_stats),
+                       failed_units=[{"unit": repr(f.key), "error": f.error, "attempts": f.attempts,
+                                      "traceback": f.traceback} for f in ctx.failures])
         (tmp / "summary.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n")
         (tmp / "report.md").write_text(render_report(info, ctx.results, ctx.sections, ctx.figures,
                                                      ctx.parities, env))
@@ -283,6 +356,18 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--plain", action="store_true",
                         help="run the scratch twin on its plain path (the formulas as written, no threads or "
                              "layout tricks; slower), as SCRATCH_PLAIN=1 does (default: the fast path)")
+    dist = parser.add_argument_group("units of work (seeds, variants) on Dask; README, 'Beyond one machine'")
+    dist.add_argument("--workers", type=at_least(1), default=1,
+                      help="run the units on a local Dask cluster of N worker processes (one thread each, "
+                           "listening on 127.0.0.1 only); 1 runs them one after another in this process "
+                           "(default 1)")
+    dist.add_argument("--scheduler", metavar="ADDRESS",
+                      help="run the units on an existing Dask cluster: tls://HOST:PORT (with --tls-*) or "
+                           "tcp://HOST:PORT (unencrypted: only on a network you trust)")
+    dist.add_argument("--tls-ca-file", type=Path, metavar="FILE", help="CA certificate of a tls:// cluster")
+    dist.add_argument("--tls-cert", type=Path, metavar="FILE", help="this client's certificate (PEM)")
+    dist.add_argument("--tls-key", type=Path, metavar="FILE", help="this client's private key (PEM)")
+
 
 
 def parse_overrides(items) -> dict:
@@ -347,7 +432,31 @@ def _main_run(args) -> int:
               f"{', '.join(sorted(set(overrides) - used))}", file=sys.stderr)
         return 2
 
+    if args.scheduler and args.workers > 1:
+        print("experiments run: error: --workers starts a local cluster, --scheduler uses an existing one: "
+              "give one of them", file=sys.stderr)
+        return 2
+    tls = {"--tls-ca-file": args.tls_ca_file, "--tls-cert": args.tls_cert, "--tls-key": args.tls_key}
+    if any(tls.values()) and not args.scheduler:
+        print("experiments run: error: --tls-* options go with --scheduler tls://HOST:PORT", file=sys.stderr)
+        return 2
+    missing = [f"{k} {v}" for k, v in tls.items() if v is not None and not v.is_file()]
+    if missing:
+        print(f"experiments run: error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
     device = resolve_device(args.device)
+    try:
+        with make_engine(args.workers, args.scheduler, args.tls_ca_file, args.tls_cert, args.tls_key) as engine:
+            if engine.dashboard:
+                print(f"Dask: {engine.description}; dashboard {engine.dashboard}{dashboard_note()}",
+                      file=sys.stderr, flush=True)
+            return _run_plan(plan, args, device, engine)
+    except EngineError as e:
+        print(f"experiments run: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run_plan(plan, args, device, engine) -> int:
     failed = []
     for exp, own in plan:
         t0 = time.perf_counter()
@@ -355,7 +464,7 @@ def _main_run(args) -> int:
               file=sys.stderr, flush=True)
         try:
             folder = run_experiment(exp, args.profile, args.mode, args.seed, args.seeds, args.dtype, device,
-                                    args.out, own, args.threads)
+                                    args.out, own, args.threads, engine)
         except Exception:  # one broken experiment must not lose the others' reports
             traceback.print_exc()
             print(f"  FAILED: {exp.name} (its previous report, if any, is untouched)", file=sys.stderr)
@@ -369,6 +478,12 @@ def _main_run(args) -> int:
             print(f"  against the reference: "
                   f"{reference_verdict(summary, json.loads(reference.read_text()) if reference.exists() else None)}",
                   file=sys.stderr, flush=True)
+        if summary.get("verdict"):
+            print(f"  twins over {args.seeds} seeds: {summary['verdict']}", file=sys.stderr, flush=True)
+        if summary.get("failed_units"):
+            print(f"  FAILED units of {exp.name}: {', '.join(u['unit'] for u in summary['failed_units'])} "
+                  "(recorded in its report)", file=sys.stderr)
+            failed.append(exp.name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

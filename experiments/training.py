@@ -285,6 +285,7 @@ class TrainResult:
     # float32 lockstep: the float64 shadow's "steps", "loss" (per step), "err" (impl -> per-step loss error
     # against the shadow) and "param_err" (impl -> [(step, scaled parameter error)])
     shadow: Optional[dict] = None
+    initial: dict = field(default_factory=dict)  # impl -> state dict before the first step
 
     def first_step_above(self, tol, diffs=None):
         """The first step whose relative loss difference exceeds ``tol`` (None if none does)."""
@@ -305,9 +306,12 @@ class TrainResult:
 
 
 # -- the loop ----------------------------------------------------------------------
+SHOW_PROGRESS = True  # False in a Dask worker: the client's bar counts units (experiments.distributed)
+
+
 def progress_bars(twins, total: int, label: str):
-    """One tqdm bar per twin, quiet when stderr is not a terminal (CI, tests, pipes)."""
-    quiet = not sys.stderr.isatty()
+    """One tqdm bar per twin, quiet when stderr is not a terminal (CI, tests, pipes) and in a worker."""
+    quiet = not sys.stderr.isatty() or not SHOW_PROGRESS
     return [tqdm(total=total, desc=f"{label or 'train'} [{tw.impl}]", position=i, leave=False,
                  disable=quiet, dynamic_ncols=True) for i, tw in enumerate(twins)]
 
@@ -374,6 +378,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         param_diff.append((step, d))
         log("diff", m("param_diff"), d, step, epoch)
 
+    initial = {tw.impl: tw.state_dict() for tw in twins}  # copies: what the twins started from
     bars = progress_bars(twins, total, recipe.label or recipe.tag) if progress else []
     for tw in twins + ([shadow.twin] if shadow_steps else []):
         tw.train(True)
@@ -468,7 +473,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         final=final, history={i: {"step": np.arange(1, total + 1), "loss": losses[i]} for i in impls},
         evals=evals, loss_rel_diff=loss_rel, param_diff=param_diff,
         time_per_step={i: spent[i] / max(total, 1) for i in impls},
-        models={tw.impl: getattr(tw, "model", None) for tw in twins},
+        models={tw.impl: getattr(tw, "model", None) for tw in twins}, initial=initial,
         shadow=None if shadow is None else {"steps": shadow_steps, "loss": shadow_loss, "err": shadow_err,
                                             "param_err": shadow_param},
     )

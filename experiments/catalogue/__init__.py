@@ -52,6 +52,14 @@ What ``ctx`` offers (``experiments.runner.Context``):
   per seed in independent mode); ``result.final[impl]``, ``result.models[impl]``,
   ``result.history``, ``result.evals``. A lockstep run out of tolerance is
   followed by the 1-ulp control (see ``experiments.lockstep.train_control``).
+- ``ctx.train_each([recipe, ...], data)``: ``ctx.train`` for several variants at
+  once, one list of results per recipe. Every (recipe, seed) is a unit of work
+  that ``--workers N`` / ``--scheduler`` run in parallel (README, "Beyond one
+  machine"); ``ctx.map(fn, items, keys=)`` does the same for any function
+  ``fn(item, rng)``, each unit seeded by its key. Units run in other processes:
+  they must not count on side effects in this one (a model builder filling a
+  dict of the experiment, say); use what the results carry
+  (``result.initial[impl]``: the state dict before the first step).
 - ``ctx.log(impl, metric, value, step=, epoch=)``: a row of metrics.csv
   (keep timings out: metrics.csv must be the same on a re-run).
 - ``ctx.parity(name, value, tolerance)``: a parity figure of your own (a

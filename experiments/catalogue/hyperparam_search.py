@@ -21,7 +21,6 @@ import numpy as np
 from experiments.catalogue import experiment
 from experiments.catalogue._data import mnist
 from experiments.catalogue._overfit import decay_groups, mean_curve
-from experiments.lockstep import train_control, train_independent, train_lockstep
 from experiments.results import COLORS, fmt, markdown_table, plot_lockstep
 from experiments.training import Data, Recipe
 from scratch.models.multilayer import MultiLayerNet
@@ -40,20 +39,6 @@ def split(data: Data, validation_rate: float, rng) -> Data:
     x, t = data.x_train[order], data.t_train[order]
     n_val = int(len(x) * validation_rate)
     return Data(x[n_val:], t[n_val:], x[:n_val], t[:n_val])
-
-
-def run_trial(ctx, recipe, data) -> list:
-    """One trial in the run's mode, like ``ctx.train`` but without adding it to the report's tables."""
-    tol = 1e-9 if ctx.dtype == np.float64 else None
-    if ctx.mode == "lockstep":
-        results = [train_lockstep(recipe, data, ctx.seed, ctx.dtype, ctx.device, ctx.log)]
-    else:
-        results = [train_independent(recipe, data, s, ctx.dtype, ctx.device, ctx.log) for s in ctx.seeds]
-    for r in results:
-        r.tolerance = tol if r.mode == "lockstep" else None
-        if r.mode == "lockstep" and tol is not None and r.max_loss_rel_diff > tol:
-            r.control_loss_rel_diff = train_control(recipe, data, ctx.seed, ctx.dtype, ctx.log)
-    return results
 
 
 def rank_corr(a, b) -> float:
@@ -87,14 +72,17 @@ def run(ctx):
     data = split(mnist(ctx), cfg["validation_rate"], ctx.streams.rng("data"))
     hidden = [cfg["width"]] * cfg["depth"]
     trials = []
-    for k, (lr, wd) in enumerate(sample_trials(cfg["trials"], ctx.seed)):
-        recipe = Recipe(
-            scratch_model=lambda dtype, rand: MultiLayerNet(784, hidden, 10, dtype=dtype, generator=rand.init),
-            torch_model=lambda dtype, rand: TorchMultiLayerNet(784, hidden, 10, dtype=dtype),
-            optimizer="SGD", optimizer_kwargs=dict(lr=lr), param_groups=decay_groups(wd),
-            loss="CrossEntropyLoss", batch_size=cfg["batch_size"], epochs=cfg["epochs"],
-            tag=f"trial{k:03d}", label=f"trial {k} (lr {lr:.2e}, weight decay {wd:.2e})")
-        results = run_trial(ctx, recipe, data)
+    samples = sample_trials(cfg["trials"], ctx.seed)
+    recipes = [Recipe(
+        scratch_model=lambda dtype, rand: MultiLayerNet(784, hidden, 10, dtype=dtype, generator=rand.init),
+        torch_model=lambda dtype, rand: TorchMultiLayerNet(784, hidden, 10, dtype=dtype),
+        optimizer="SGD", optimizer_kwargs=dict(lr=lr), param_groups=decay_groups(wd),
+        loss="CrossEntropyLoss", batch_size=cfg["batch_size"], epochs=cfg["epochs"],
+        tag=f"trial{k:03d}", label=f"trial {k} (lr {lr:.2e}, weight decay {wd:.2e})")
+        for k, (lr, wd) in enumerate(samples)]
+    # Every trial (and seed) is a unit of work, in parallel with --workers; kept out of the report's standard
+    # tables (record=False): the best three go in below.
+    for k, ((lr, wd), results) in enumerate(zip(samples, ctx.train_each(recipes, data, plot=False, record=False))):
         trials.append({"trial": k, "lr": lr, "weight_decay": wd, "results": results,
                        "val_scratch": val_acc(results, "scratch"), "val_torch": val_acc(results, "torch")})
     ranked = sorted(trials, key=lambda tr: (-tr["val_scratch"], tr["trial"]))

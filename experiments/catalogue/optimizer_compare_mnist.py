@@ -48,12 +48,13 @@ def run(ctx):
     data = mnist(ctx)
     groups, rows = [], []
     tail = max(1, min(100, cfg["iterations"] // 10))  # iterations averaged for the final loss
-    for name in cfg["optimizers"]:
-        opt, kwargs = OPTIMIZERS[name]
-        recipe = mlp_recipe(name, f"{name}: {opt}({', '.join(f'{k}={v}' for k, v in kwargs.items())})",
-                            cfg["hidden"], "relu", optimizer=opt, optimizer_kwargs=kwargs, batch_size=128,
-                            iterations=cfg["iterations"], eval_train=False)
-        results = ctx.train(recipe, data, plot=False)
+    recipes = [mlp_recipe(name, f"{name}: {OPTIMIZERS[name][0]}("
+                                f"{', '.join(f'{k}={v}' for k, v in OPTIMIZERS[name][1].items())})",
+                          cfg["hidden"], "relu", optimizer=OPTIMIZERS[name][0], optimizer_kwargs=OPTIMIZERS[name][1],
+                          batch_size=128, iterations=cfg["iterations"], eval_train=False)
+               for name in cfg["optimizers"]]
+    # One unit of work per optimizer (and seed): in parallel with --workers.
+    for name, recipe, results in zip(cfg["optimizers"], recipes, ctx.train_each(recipes, data, plot=False)):
         groups.append((name, results))
         row = {"optimizer": name, "rule": recipe.label.split(": ", 1)[1]}
         for impl in ("scratch", "torch"):

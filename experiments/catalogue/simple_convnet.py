@@ -40,28 +40,24 @@ BOOK = 0.989  # the book's test accuracy after 20 epochs
 def run(ctx):
     cfg = ctx.config
     data = mnist(ctx, flatten=False)
-    initial = {}  # impl -> the first layer's weights as built (lockstep: the torch twin then receives scratch's)
 
     def scratch_model(dtype, rand):
-        m = SimpleConvNet(weight_init_std=0.01, dtype=dtype, generator=rand.init)
-        initial.setdefault("scratch", m.layers.Conv1.weight.data.copy())
-        return m
+        return SimpleConvNet(weight_init_std=0.01, dtype=dtype, generator=rand.init)
 
     def torch_model(dtype, rand):
-        m = TorchSimpleConvNet(weight_init_std=0.01, dtype=dtype)
-        initial.setdefault("torch", m.layers.Conv1.weight.detach().cpu().numpy().copy())
-        return m
+        return TorchSimpleConvNet(weight_init_std=0.01, dtype=dtype)
 
     recipe = Recipe(scratch_model=scratch_model, torch_model=torch_model, optimizer="Adam",
                     optimizer_kwargs=dict(lr=0.001), loss="CrossEntropyLoss", batch_size=cfg["batch_size"],
                     iterations=cfg["iterations"], epochs=cfg["epochs"], eval_train=cfg["eval_train"],
                     param_every=max(1, (cfg["iterations"] or 600) // 10), label="SimpleConvNet")
     results = ctx.train(recipe, data)
-    if ctx.mode == "lockstep":
-        initial["torch"] = initial["scratch"]  # the torch twin starts from the scratch twin's weights
 
     # -- the filters ----------------------------------------------------------------------------
     first = results[0]
+    # What each twin started from (lockstep: the torch twin received the scratch twin's weights). Taken from
+    # the result, not from the builders: with --workers they run in another process.
+    initial = {impl: first.initial[impl]["layers.Conv1.weight"] for impl in ("scratch", "torch")}
     s_after = first.models["scratch"].layers.Conv1.weight.data
     t_after = first.models["torch"].layers.Conv1.weight.detach().cpu()
     grids = {("scratch", "before"): filter_grid(initial["scratch"], nrow=10),

@@ -33,16 +33,15 @@ def run(ctx):
     data = mnist(ctx)
     cfg = ctx.config
     rows, headline = [], []
-    for act in cfg["activations"]:
-        recipe = Recipe(
-            scratch_model=lambda dtype, rand, act=act: TwoLayerNet(784, cfg["hidden"], 10, act, 0.01, dtype=dtype,
-                                                                   generator=rand.init),
-            torch_model=lambda dtype, rand, act=act: TorchTwoLayerNet(784, cfg["hidden"], 10, act, 0.01,
-                                                                      dtype=dtype),
-            optimizer="SGD", optimizer_kwargs=dict(lr=0.1), loss="CrossEntropyLoss",
-            batch_size=100, iterations=cfg["iterations"], tag=act, label=f"TwoLayerNet ({act})",
-        )
-        results = ctx.train(recipe, data)
+    recipes = [Recipe(
+        scratch_model=lambda dtype, rand, act=act: TwoLayerNet(784, cfg["hidden"], 10, act, 0.01, dtype=dtype,
+                                                               generator=rand.init),
+        torch_model=lambda dtype, rand, act=act: TorchTwoLayerNet(784, cfg["hidden"], 10, act, 0.01, dtype=dtype),
+        optimizer="SGD", optimizer_kwargs=dict(lr=0.1), loss="CrossEntropyLoss",
+        batch_size=100, iterations=cfg["iterations"], tag=act, label=f"TwoLayerNet ({act})",
+    ) for act in cfg["activations"]]
+    # Both activations (and, in independent mode, every seed) are units of work: in parallel with --workers.
+    for act, results in zip(cfg["activations"], ctx.train_each(recipes, data)):
         accs = {impl: sum(r.final[impl]["test_acc"] for r in results) / len(results) for impl in ("scratch", "torch")}
         rows.append({"activation": act, "book (10,000 iterations)": f"~{BOOK[act]:.1%}",
                      "scratch test accuracy": f"{accs['scratch']:.2%}", "torch test accuracy": f"{accs['torch']:.2%}",

@@ -30,11 +30,11 @@ def run(ctx):
     data = mnist(ctx)
     groups, rows, last = [], [], {}
     tail = max(1, min(100, cfg["iterations"] // 10))
-    for name, std in INITS.items():
-        recipe = mlp_recipe(name, f"{name} (weight_init_std={std!r})", cfg["hidden"], std, optimizer="SGD",
-                            optimizer_kwargs=dict(lr=0.01), batch_size=128, iterations=cfg["iterations"],
-                            eval_train=False)
-        results = ctx.train(recipe, data, plot=False)
+    recipes = [mlp_recipe(name, f"{name} (weight_init_std={std!r})", cfg["hidden"], std, optimizer="SGD",
+                          optimizer_kwargs=dict(lr=0.01), batch_size=128, iterations=cfg["iterations"],
+                          eval_train=False) for name, std in INITS.items()]
+    # One unit of work per initial scale (and seed): in parallel with --workers.
+    for (name, std), results in zip(INITS.items(), ctx.train_each(recipes, data, plot=False)):
         groups.append((name, results))
         first = {impl: mean_history(results, impl)[:tail].mean() for impl in ("scratch", "torch")}
         end = {impl: mean_history(results, impl)[-tail:].mean() for impl in ("scratch", "torch")}
