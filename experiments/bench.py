@@ -48,7 +48,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from experiments.report import atomic_dir, environment, environment_markdown, markdown_table, runs_dir
+from experiments.writing import atomic_dir, environment, environment_markdown, markdown_table, runs_dir
 import scratch
 import scratch.optim
 from experiments.arguments import at_least

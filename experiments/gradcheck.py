@@ -15,7 +15,7 @@ import numpy as np
 
 from experiments import layer_cases
 from experiments.compare import TOLERANCE
-from experiments.report import atomic_dir, environment_markdown, markdown_table, runs_dir
+from experiments.writing import atomic_dir, environment_markdown, markdown_table, runs_dir
 from experiments.arguments import at_least
 
 # name: (what against, dtype, scratch's path: True the fast one, False the plain one; docs/paths.md)

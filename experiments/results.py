@@ -10,7 +10,7 @@ Layout (docs/design.md, "Reports"):
 
 metrics.csv holds only what the seed determines (no timings), written with
 ``repr`` floats, so a re-run with the same seed writes the same file byte for
-byte. The runner writes a report inside ``experiments.report.atomic_dir``: it
+byte. The runner writes a report inside ``experiments.writing.atomic_dir``: it
 appears whole or not at all.
 """
 import csv
@@ -26,8 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.report import environment_markdown  # noqa: E402
-from experiments.report import markdown_table  # noqa: E402,F401  (the experiments take it from here too)
+from experiments.writing import environment_markdown  # noqa: E402
+from experiments.writing import markdown_table  # noqa: E402,F401  (the experiments take it from here too)
 
 COLUMNS = ("experiment", "impl", "mode", "seed", "step", "epoch", "metric", "value")
 DRIFT_MARKS = (1e-6, 1e-4, 1e-2)  # float32 lockstep: when the relative loss difference first passes each
@@ -486,7 +486,7 @@ def _parity_cell(summary) -> str:
 
 
 def _relative(path) -> str:
-    from experiments.report import REPO
+    from experiments.writing import REPO
 
     try:
         return str(Path(path).resolve().relative_to(REPO)) + "/"

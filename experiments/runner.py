@@ -30,7 +30,7 @@ from experiments.catalogue import PROFILES
 from experiments.distributed import (EngineError, SerialEngine, UnitFailure, UnitsFailed, align, dashboard_note,
                                      failures_markdown, keyed_unit, unit_seed_sequence)
 from experiments.distributed import engine as make_engine
-from experiments.report import REPORTS, atomic_dir, environment, is_reference, runs_dir
+from experiments.writing import REPORTS, atomic_dir, environment, is_reference, runs_dir
 from experiments.stats import add_statistics, verdict_text
 from experiments.threads import threads as thread_limit
 from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, plot_shadow,
@@ -226,7 +226,7 @@ def run_experiment(exp, profile="quick", mode="lockstep", seed=0, seeds=3, dtype
                    out=None, overrides=None, threads=1, engine=None) -> Path:
     """Run one experiment and write ``<out>/<name>/`` atomically; returns that folder.
 
-    ``out``: default :func:`experiments.report.runs_dir` (``runs/``), never the
+    ``out``: default :func:`experiments.writing.runs_dir` (``runs/``), never the
     reference reports unless asked for by name.
 
     ``threads``: threads for each twin during the run (see experiments.threads);

@@ -4,7 +4,7 @@ import json
 
 from experiments import catalogue
 from experiments.__main__ import main
-from experiments.report import REPORTS
+from experiments.writing import REPORTS
 from experiments.results import reference_verdict, write_index
 from experiments.runner import run_experiment
 

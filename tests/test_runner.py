@@ -170,9 +170,9 @@ def test_killed_run_leaves_the_previous_report_untouched(demo, tmp_path):
 
 def test_report_names_the_commit_the_run_started_from(tmp_path, monkeypatch):
     """A long run outlives commits made meanwhile: the environment is taken when the run starts."""
-    import experiments.report as report
+    import experiments.writing as writing
     head = {"commit": "abc1234"}
-    monkeypatch.setattr(report, "git_commit", lambda: head["commit"])
+    monkeypatch.setattr(writing, "git_commit", lambda: head["commit"])
 
     @catalogue.experiment(number=901, name="runner_commit_demo", chapter="-", shows="a test double",
                           durations={"quick": 1, "full": 1},

@@ -1,4 +1,5 @@
-"""Report plumbing shared by every command: atomic folders, the environment block, Markdown tables.
+"""Writing reports, for every command: where they go (the reference ``reports/``, everyday ``runs/``),
+atomic folders, the environment block, Markdown tables.
 
 (What a training run's report contains is experiments/results.py's business.)
 
