@@ -20,6 +20,7 @@ def test_a_socket_to_another_host_is_refused_naming_the_test():
         socket.getaddrinfo("example.org", 443)
 
 
+@pytest.mark.loopback
 def test_loopback_is_allowed():
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
