@@ -316,16 +316,16 @@ def compare_nearest(name: str, ours, reference, image, ix, iy, fill=None, ulps: 
             index = (np.where(inside[:, 0], yc, 0) * w + np.where(inside[:, 0], xc, 0)).astype(np.intp)
             picked = np.take_along_axis(flat, index.reshape(n, 1, -1), axis=2).reshape(a.shape)
             candidates.append(np.where(inside, picked, outside))
+    def equal(x, y):
+        return (x == y) | (np.isnan(x) & np.isnan(y))
+
+    def a_neighbours(x):
+        return np.logical_or.reduce([equal(x, v) for v in candidates])
+
     tie = np.broadcast_to((tie_x | tie_y)[:, None], a.shape)
-    same = (a == b) | (np.isnan(a) & np.isnan(b))
-    explained = np.zeros(a.shape, dtype=bool)
-    for v in candidates:
-        explained |= (a == v) | (np.isnan(a) & np.isnan(v))
-    for_ref = np.zeros(a.shape, dtype=bool)
-    for v in candidates:
-        for_ref |= (b == v) | (np.isnan(b) & np.isnan(v))
+    same = equal(a, b)
     bad_off = ~same & ~tie
-    bad_tie = tie & ~(explained & for_ref)
+    bad_tie = tie & ~(a_neighbours(a) & a_neighbours(b))
     bad = np.argwhere(bad_off | bad_tie)
     return SamplingRecord(name, int(a.size), int(tie.sum()), int((tie & ~same).sum()), int(bad_tie.sum()),
                           int(bad_off.sum()), tuple(int(i) for i in bad[0]) if len(bad) else (), band)

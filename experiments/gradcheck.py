@@ -89,7 +89,7 @@ def _error_ratio(record) -> float:
 def float32_rows(rows) -> list:
     """Per layer and float32 check: each twin against torch float64, the median ratio and its verdict
     (experiments.shadow's rule: within [0.5, 2] "as accurate")."""
-    from experiments.shadow import AS_ACCURATE
+    from experiments.shadow import verdict
 
     groups = {}
     for r in rows:
@@ -99,12 +99,10 @@ def float32_rows(rows) -> list:
     for (layer, check), group in groups.items():
         ratios = np.array([r["ratio_vs_float64"] for r in group])
         median = float(np.median(ratios))
-        lo, hi = AS_ACCURATE
-        verdict = "as accurate" if lo <= median <= hi else ("less accurate" if median > hi else "more accurate")
         out.append(dict(layer=layer, check=check, tensors=len(group),
                         scratch_vs_float64=max(r["float64_error"] for r in group),
                         torch_vs_float64=max(r["torch_float64_error"] for r in group),
-                        median_ratio=median, worst_ratio=float(ratios.max()), verdict=verdict))
+                        median_ratio=median, worst_ratio=float(ratios.max()), verdict=verdict(median)))
     return out
 
 

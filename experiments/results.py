@@ -26,6 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.shadow import comparison, error_ratio_verdict  # noqa: E402
 from experiments.writing import environment_markdown  # noqa: E402
 from experiments.writing import markdown_table  # noqa: E402,F401  (the experiments take it from here too)
 
@@ -191,8 +192,6 @@ def plot_shadow(result, title=""):
             ax.plot(at, _positive(vals), "o", color=COLORS[impl], ms=3, label=f"{impl}: parameter error (scaled)")
     if not np.all(np.isnan(_positive(np.concatenate([shadow["err"]["scratch"], shadow["err"]["torch"]])))):
         ax.set_yscale("log")
-    from experiments.shadow import error_ratio_verdict
-
     v = error_ratio_verdict(shadow["err"]["scratch"], shadow["err"]["torch"])
     ax.set(xlabel="step", ylabel="error against float64 (log)",
            title=f"{v['verdict']}: median error ratio scratch / torch {v['median_ratio']:.3g}")
@@ -255,8 +254,6 @@ def parity_rows(results, extra) -> list:
                      if r.first_step_above(m)]
             worst += "; " + (", ".join(marks) if marks else f"never above {DRIFT_MARKS[0]:g}")
         if r.shadow is not None:
-            from experiments.shadow import error_ratio_verdict
-
             v = error_ratio_verdict(r.shadow["err"]["scratch"], r.shadow["err"]["torch"])
             rows.append({"figure": f"{r.label}: float32 error against the float64 shadow, scratch / torch "
                                    f"(median over {v['steps']} steps; 90th percentile {fmt(v['p90_ratio'])}; median "
@@ -479,8 +476,7 @@ def _parity_cell(summary) -> str:
     if verdicts:
         worst = max(verdicts, key=lambda v: v["median_ratio"])
         models = f", the least accurate of {len(verdicts)} models" if len(verdicts) > 1 else ""
-        word = "as" if worst["verdict"] == "as accurate" else "than"
-        return (f"float32 vs float64 shadow: scratch {worst['verdict']} {word} torch (median error ratio "
+        return (f"float32 vs float64 shadow: scratch {comparison(worst['verdict'])} torch (median error ratio "
                 f"{fmt(worst['median_ratio'])}{models})")
     return fmt(summary.get("worst_loss_rel_diff")) + _control(summary)
 

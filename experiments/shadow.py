@@ -29,6 +29,17 @@ def shadow_steps(profile: str):
     return FULL_PROFILE_STEPS if profile == "full" else None
 
 
+def verdict(median_ratio: float) -> str:
+    """"as accurate" for a median error ratio scratch / torch within AS_ACCURATE, else "less" or "more accurate"."""
+    lo, hi = AS_ACCURATE
+    return "as accurate" if lo <= median_ratio <= hi else ("less accurate" if median_ratio > hi else "more accurate")
+
+
+def comparison(verdict_text: str) -> str:
+    """The verdict as a comparison with torch: "as accurate as", "less accurate than", ..."""
+    return f"{verdict_text} {'as' if verdict_text == 'as accurate' else 'than'}"
+
+
 def error_ratio_verdict(err_scratch, err_torch, resolution: float = float(np.finfo(np.float32).eps)) -> dict:
     """Compare two per-step error series (same length; NaN where not measured).
 
@@ -50,12 +61,10 @@ def error_ratio_verdict(err_scratch, err_torch, resolution: float = float(np.fin
                     text="no step was measured against the float64 shadow")
     ratio = np.maximum(a, resolution) / np.maximum(b, resolution)
     median, p90 = float(np.median(ratio)), float(np.percentile(ratio, 90))
-    lo, hi = AS_ACCURATE
-    verdict = "as accurate" if lo <= median <= hi else ("less accurate" if median > hi else "more accurate")
-    text = (f"scratch's float32 is {verdict} {'as' if verdict == 'as accurate' else 'than'} PyTorch's "
-            f"(error against the float64 shadow, scratch / torch: median {median:.3g}, 90th percentile {p90:.3g}, "
-            f"over {result['steps']} steps)")
-    return dict(result, median_ratio=median, p90_ratio=p90, verdict=verdict, text=text)
+    word = verdict(median)
+    text = (f"scratch's float32 is {comparison(word)} PyTorch's (error against the float64 shadow, scratch / "
+            f"torch: median {median:.3g}, 90th percentile {p90:.3g}, over {result['steps']} steps)")
+    return dict(result, median_ratio=median, p90_ratio=p90, verdict=word, text=text)
 
 
 def shadow_summary(shadow: dict) -> dict:
