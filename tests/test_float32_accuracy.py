@@ -44,3 +44,40 @@ def test_float32_rows_verdicts_on_constructed_records():
     assert gradcheck.float32_rows([row(1.0), row(1.2)])[0]["verdict"] == "as accurate"
     assert gradcheck.float32_rows([row(10.0)] * 3)[0]["verdict"] == "less accurate"
     assert gradcheck.float32_rows([row(0.1)] * 3)[0]["verdict"] == "more accurate"
+
+
+def _gradient_check_tiny(tmp_path):
+    import json
+
+    from experiments import catalogue
+    from experiments.runner import run_experiment
+    folder = run_experiment(catalogue.get("gradient_check"), "tiny", out=tmp_path)
+    summary = json.loads((folder / "summary.json").read_text())
+    parity = [p for p in summary["parity"] if p["name"].startswith("float32 layer checks less accurate")]
+    return (folder / "report.md").read_text(), parity
+
+
+def test_the_default_runs_gradient_check_gives_the_float32_accuracy_of_every_layer(tmp_path):
+    from experiments import layer_cases
+    report, parity = _gradient_check_tiny(tmp_path)
+    assert len(parity) == 1 and parity[0]["value"] == 0 and parity[0]["tolerance"] == 0
+    table = report.split("## Float32: each twin against the exact answer")[1]
+    for name in layer_cases.CASES:  # both paths of every layer, each with a verdict
+        for check in ("torch float32", "plain: torch float32"):
+            assert any(line.startswith(f"| {name} | {check} |") and line.rstrip().endswith("| as accurate |")
+                       for line in table.splitlines()), (name, check)
+
+
+def test_a_degraded_float32_layer_fails_the_default_runs_gradient_check(tmp_path, monkeypatch):
+    def to_float16(method):  # a Tanh that rounds what it returns to float16 when it works in float32
+        def degraded(self, x):
+            out = method(self, x)
+            return out.astype(np.float16).astype(np.float32) if out.dtype == np.float32 else out
+        return degraded
+
+    monkeypatch.setattr(snn.Tanh, "forward", to_float16(snn.Tanh.forward))
+    monkeypatch.setattr(snn.Tanh, "backward", to_float16(snn.Tanh.backward))
+    report, parity = _gradient_check_tiny(tmp_path)
+    assert parity[0]["value"] >= 1
+    rows = [line for line in report.split("## Float32")[1].splitlines() if line.startswith("| Tanh |")]
+    assert rows and all(line.rstrip().endswith("| less accurate |") for line in rows), rows
