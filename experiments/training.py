@@ -309,11 +309,51 @@ class TrainResult:
 SHOW_PROGRESS = True  # False in a Dask worker: the client's bar counts units (experiments.distributed)
 
 
+PROGRESS_LINE_SECONDS = 120  # stderr not a terminal: a plain progress line at most this often
+
+
+class ProgressLines:
+    """tqdm's ``update`` / ``set_postfix`` / ``close`` as a plain line on stderr every ``every`` seconds.
+
+    For a long run whose stderr is a log file (``make reference > log``, nohup): a tqdm bar there is one
+    endless line of carriage returns, and no bar at all leaves hours without a sign of life. A run shorter
+    than ``every`` (a test, the quick profile's experiments) prints nothing.
+    """
+
+    def __init__(self, total: int, desc: str, every: Optional[float] = None):
+        self.total, self.desc = total, desc
+        self.every = PROGRESS_LINE_SECONDS if every is None else every
+        self.n, self.postfix = 0, {}
+        self.start = self.last = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            elapsed = now - self.start
+            left = elapsed * (self.total - self.n) / self.n
+            extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+            print(f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
+                  f"{elapsed / 60:.1f} min, about {left / 60:.0f} min left{extra}", file=sys.stderr, flush=True)
+
+    def set_postfix(self, **values) -> None:
+        self.postfix = values
+
+    def close(self) -> None:
+        pass
+
+
 def progress_bars(twins, total: int, label: str):
-    """One tqdm bar per twin, quiet when stderr is not a terminal (CI, tests, pipes) and in a worker."""
-    quiet = not sys.stderr.isatty() or not SHOW_PROGRESS
+    """One tqdm bar per twin on a terminal; elsewhere (a log file, CI, tests) one ``ProgressLines`` for the
+    first twin, quiet unless the run is long; nothing in a Dask worker (the client counts units)."""
+    if not SHOW_PROGRESS:
+        return []
+    if not sys.stderr.isatty():
+        return [ProgressLines(total, f"{label or 'train'} [{', '.join(tw.impl for tw in twins)}; "
+                                     f"loss of {twins[0].impl}]")]
     return [tqdm(total=total, desc=f"{label or 'train'} [{tw.impl}]", position=i, leave=False,
-                 disable=quiet, dynamic_ncols=True) for i, tw in enumerate(twins)]
+                 dynamic_ncols=True) for i, tw in enumerate(twins)]
 
 
 def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed: int = 0,
@@ -441,10 +481,10 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
                     shadow_err[tw.impl][step - 1] = e
                     log(tw.impl, m("loss_err_vs_float64"), e, step, ep)
             for k, bar in enumerate(bars):
-                bar.update(1)
                 if step % 50 == 0 or step == total:
                     acc = final[twins[k].impl].get("test_acc", final[twins[k].impl].get("train_acc"))
                     bar.set_postfix(loss=f"{step_losses[k]:.4f}", acc="-" if acc is None else f"{acc:.4f}")
+                bar.update(1)
             if step % recipe.param_every == 0:
                 record_param_diff(step, ep)
             if recipe.eval_every and step % recipe.eval_every == 0 and step < total:

@@ -239,3 +239,20 @@ def test_recorded_differences_use_the_floor():
     np.testing.assert_allclose(r.loss_rel_diff, expected, rtol=1e-12, atol=0)
     logged = [value for impl, metric, value, *_ in rows if impl == "diff" and metric == "loss_rel_diff"]
     np.testing.assert_allclose(logged, expected, rtol=1e-12, atol=0)
+
+
+def test_a_long_run_logged_to_a_file_prints_progress_lines(capsys, monkeypatch):
+    from experiments import training
+    # stderr is not a terminal under pytest: a run longer than the interval prints plain lines, a short one none
+    train_lockstep(mlp_recipe(epochs=1), blobs(), seed=0)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(training, "PROGRESS_LINE_SECONDS", 0.0)
+    r = train_lockstep(mlp_recipe(epochs=1), blobs(), seed=0)
+    lines = capsys.readouterr().err.splitlines()
+    steps = len(r.history["scratch"]["step"])
+    assert len(lines) == steps and "\r" not in "".join(lines)
+    assert lines[-1].startswith("train [scratch, torch; loss of scratch]: step 6/6 (100%), ")
+    assert "min left, loss " in lines[-1]
+    monkeypatch.setattr(training, "SHOW_PROGRESS", False)  # a Dask worker
+    train_lockstep(mlp_recipe(epochs=1), blobs(), seed=0)
+    assert capsys.readouterr().err == ""
