@@ -16,6 +16,7 @@ import numpy as np
 
 from experiments import layer_cases
 from experiments.compare import TOLERANCE
+from experiments.shadow import FLOAT32_RESOLUTION, error_ratio, verdict
 from experiments.writing import atomic_dir, environment_markdown, markdown_table, runs_dir
 from experiments.arguments import at_least
 
@@ -91,15 +92,13 @@ def _error_ratio(record) -> float:
     least float32's eps times the tensor's scale (below that two float32 results cannot be told apart)."""
     if record.scaled == 0:
         return 1.0  # the same values as torch's float32, so the same distance from the exact answer
-    floor = float(np.finfo(np.float32).eps) * record.max_abs / record.scaled
-    return max(record.float64_error, floor) / max(record.torch_float64_error, floor)
+    scale = record.max_abs / record.scaled
+    return float(error_ratio(record.float64_error, record.torch_float64_error, FLOAT32_RESOLUTION * scale))
 
 
 def float32_rows(rows) -> list:
     """Per layer and float32 check: each twin against torch float64, the median ratio and its verdict
     (experiments.shadow's rule: within [0.5, 2] "as accurate")."""
-    from experiments.shadow import verdict
-
     groups = {}
     for r in rows:
         if not np.isnan(r.get("ratio_vs_float64", float("nan"))):

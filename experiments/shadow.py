@@ -40,7 +40,19 @@ def comparison(verdict_text: str) -> str:
     return f"{verdict_text} {'as' if verdict_text == 'as accurate' else 'than'}"
 
 
-def error_ratio_verdict(err_scratch, err_torch, resolution: float = float(np.finfo(np.float32).eps)) -> dict:
+FLOAT32_RESOLUTION = float(np.finfo(np.float32).eps)  # below this two float32 results cannot be told apart
+
+
+def error_ratio(err_scratch, err_torch, resolution=FLOAT32_RESOLUTION):
+    """error(scratch) / error(torch), each counted as at least ``resolution`` (floats or arrays).
+
+    Relative errors take float32's eps; absolute ones eps times the tensor's scale. Without the floor,
+    two results both correctly rounded would compare their luck in the last bit (or divide by 0).
+    """
+    return np.maximum(err_scratch, resolution) / np.maximum(err_torch, resolution)
+
+
+def error_ratio_verdict(err_scratch, err_torch, resolution: float = FLOAT32_RESOLUTION) -> dict:
     """Compare two per-step error series (same length; NaN where not measured).
 
     Each error is taken as at least ``resolution`` (float32's eps). Returns
@@ -59,7 +71,7 @@ def error_ratio_verdict(err_scratch, err_torch, resolution: float = float(np.fin
     if not a.size:
         return dict(result, median_ratio=float("nan"), p90_ratio=float("nan"), verdict="not measured",
                     text="no step was measured against the float64 shadow")
-    ratio = np.maximum(a, resolution) / np.maximum(b, resolution)
+    ratio = error_ratio(a, b, resolution)
     median, p90 = float(np.median(ratio)), float(np.percentile(ratio, 90))
     word = verdict(median)
     text = (f"scratch's float32 is {comparison(word)} PyTorch's (error against the float64 shadow, scratch / "

@@ -20,6 +20,7 @@ import torch
 from experiments.catalogue import experiment
 from experiments.compare import TOLERANCE, compare_arrays, to_torch
 from experiments.results import markdown_table
+from experiments.shadow import error_ratio
 from scratch.models.multilayer import MultiLayerNet
 from torch_ref.models.multilayer import MultiLayerNet as TorchMultiLayerNet
 
@@ -74,8 +75,7 @@ def float32_error_ratio(s_net, net_args, s_out, t_out, x, layers) -> float:
     exact_net = TorchMultiLayerNet(*net_args, dtype=torch.float64)
     exact_net.load_state_dict(to_torch({k: np.asarray(v, np.float64) for k, v in s_net.state_dict().items()}))
     exact = hidden_outputs_torch(exact_net, x.astype(np.float64), layers)
-    eps = float(np.finfo(np.float32).eps)
-    return max(max(compare_arrays("s", a, e).scaled, eps) / max(compare_arrays("t", b, e).scaled, eps)
+    return max(float(error_ratio(compare_arrays("s", a, e).scaled, compare_arrays("t", b, e).scaled))
                for a, b, e in zip(s_out, t_out, exact))
 
 
