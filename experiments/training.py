@@ -264,6 +264,11 @@ def relative_difference(a: float, b: float, floor: float = 0.0) -> float:
 FLOOR = 1e-3  # of the first step's loss: the lockstep measure's smallest denominator
 
 
+def loss_floor(first_loss: float) -> float:
+    """The lockstep measure's floor for a run whose first step's loss is ``first_loss`` (0 if not finite)."""
+    return FLOOR * abs(first_loss) if np.isfinite(first_loss) else 0.0
+
+
 @dataclass
 class TrainResult:
     """What one training of one or both twins produced."""
@@ -463,7 +468,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
                 log(tw.impl, m("loss"), loss, step, ep)
             if len(twins) == 2:
                 if step == 1:
-                    floor = FLOOR * abs(step_losses[1]) if np.isfinite(step_losses[1]) else 0.0
+                    floor = loss_floor(step_losses[1])
                 log("diff", m("loss_rel_diff"), relative_difference(*step_losses, floor), step, ep)
             if step <= shadow_steps:
                 x64, t64 = shadow.data.x_train[idx], shadow.data.t_train[idx]
@@ -475,7 +480,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
                 shadow_loss[step - 1] = loss64
                 log("float64", m("loss"), loss64, step, ep)
                 if step == 1:
-                    shadow_floor = FLOOR * abs(loss64) if np.isfinite(loss64) else 0.0
+                    shadow_floor = loss_floor(loss64)
                 for k, tw in enumerate(twins):
                     e = relative_difference(step_losses[k], loss64, shadow_floor)
                     shadow_err[tw.impl][step - 1] = e
@@ -501,8 +506,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
 
     loss_rel = None
     if len(twins) == 2:
-        a, b = losses[impls[0]], losses[impls[1]]
-        floor = FLOOR * abs(b[0]) if total and np.isfinite(b[0]) else 0.0
+        a, b = losses[impls[0]], losses[impls[1]]  # floor: set at step 1 from b[0], as logged
         with np.errstate(divide="ignore", invalid="ignore"):
             loss_rel = np.where(a == b, 0.0, np.abs(a - b) / np.maximum(np.abs(b),
                                                                          max(floor, np.finfo(np.float64).tiny)))
