@@ -61,7 +61,6 @@ def _run_checks(names, configs, seed, dtype) -> list:
         for check, (against, check_dtype, fast) in CHECKS.items():
             if (against == "numerical" and not case.numerical) or (dtype and np.dtype(check_dtype) != dtype):
                 continue
-            dtype_ = check_dtype
             rng = np.random.default_rng([seed, len(rows)])
             for i in range(configs):
                 row = dict(layer=name, check=check, config=i)
@@ -71,16 +70,16 @@ def _run_checks(names, configs, seed, dtype) -> list:
                                   max_abs=r["max_abs"], error=r["max_rel"], tolerance=TOLERANCE["numerical"],
                                   where=str(r["where"])) for r in records]
                 elif against == "paths":
-                    description, records = layer_cases.check_paths(case, rng, dtype_)
+                    description, records = layer_cases.check_paths(case, rng, check_dtype)
                     rows += [dict(row, description=description, tensor=r.tensor, shape=str(r.shape),
                                   max_abs=r.max_abs, error=r.scaled, tolerance=layer_cases.PATHS_TOLERANCE,
                                   where=str(r.where)) for r in records]
                 else:
-                    description, records, tol = layer_cases.check_against_torch(case, rng, dtype_, fast=fast)
+                    description, records, tol = layer_cases.check_against_torch(case, rng, check_dtype, fast=fast)
                     rows += [dict(row, description=description, tensor=r.tensor, shape=str(r.shape),
                                   max_abs=r.max_abs, error=r.scaled, tolerance=tol, where=str(r.where),
                                   float64_error=r.float64_error, torch_float64_error=r.torch_float64_error,
-                                  ratio_vs_float64=_error_ratio(r) if dtype_ == np.float32 else float("nan"),
+                                  ratio_vs_float64=_error_ratio(r) if check_dtype == np.float32 else float("nan"),
                                   ok=r.ok(tol)) for r in records]
     for r in rows:
         r.setdefault("ok", r["error"] <= r["tolerance"])
@@ -98,7 +97,7 @@ def _error_ratio(record) -> float:
 
 def float32_rows(rows) -> list:
     """Per layer and float32 check: each twin against torch float64, the median ratio and its verdict
-    (experiments.shadow's rule: within [0.5, 2] "as accurate")."""
+    (experiments.shadow's rule: within [0.5, 2] "as accurate"), keyed in the order of the report's table."""
     groups = {}
     for r in rows:
         if not np.isnan(r.get("ratio_vs_float64", float("nan"))):
@@ -164,8 +163,7 @@ def write_report(out, rows, summary, args, seconds) -> None:
                      "largest absolute error of each (`scratch_vs_float64`, `torch_vs_float64`) and, tensor by "
                      "tensor, scratch's error / torch's (each at least float32's eps times the tensor's scale). "
                      "A median ratio within [0.5, 2] reads \"as accurate\" (docs/design.md, \"Float32 parity\").\n",
-                     markdown_table(f32, ["layer", "check", "tensors", "scratch_vs_float64", "torch_vs_float64",
-                                          "median_ratio", "worst_ratio", "verdict"])]
+                     markdown_table(f32)]
         if failures:
             text += ["\n## Out of tolerance\n", markdown_table(failures[:50], ["layer", "check", "description",
                                                                                  "tensor", "error", "where"])]

@@ -160,5 +160,4 @@ def run(ctx):
         "/ torch's, each counted as at least float32's eps times the tensor's scale (below that two float32 "
         f"results cannot be told apart). A median ratio within [{AS_ACCURATE[0]:g}, {AS_ACCURATE[1]:g}] reads "
         "\"as accurate\" (docs/design.md, \"Float32 parity\").\n\n"
-        + markdown_table(accuracy, ["layer", "check", "tensors", "scratch_vs_float64", "torch_vs_float64",
-                                    "median_ratio", "worst_ratio", "verdict"])))
+        + markdown_table(accuracy)))
