@@ -14,31 +14,27 @@ passes 1e-4 and 1e-3, and over all STEPS.
 About 25 s a seed on one core. Needs the MNIST cache (``python -m experiments data``).
 """
 import argparse
+import dataclasses
 import statistics
 
 import numpy as np
 
+from experiments import catalogue
+from experiments.catalogue.residual_net import recipe_for
 from experiments.data import load_mnist
 from experiments.lockstep import train_lockstep
+from experiments.runner import make_config
 from experiments.shadow import error_ratio_verdict
 from experiments.threads import threads
 from experiments.training import Data, Recipe
-from scratch.models.resnet import ResNet
-from scratch.transforms import RandomShift
-from torch_ref.models.resnet import ResNet as TorchResNet
 
 FULL_STEPS = 12000  # residual_net's full profile: 20 epochs of 600 batches
 
 
 def recipe(steps: int) -> Recipe:
-    widths = (16, 32, 64)
-    return Recipe(
-        scratch_model=lambda dtype, rand: ResNet(1, widths, 1, stem_stride=2, dtype=dtype, generator=rand.init),
-        torch_model=lambda dtype, rand: TorchResNet(1, widths, 1, stem_stride=2, dtype=dtype),
-        optimizer="Adam", optimizer_kwargs=dict(lr=0.001), loss="CrossEntropyLoss", batch_size=100,
-        scheduler="CosineAnnealingLR", scheduler_kwargs=dict(T_max=FULL_STEPS), scheduler_interval="step",
-        augment=lambda x, rng: RandomShift(2, generator=rng)(x), iterations=steps, epochs=None,
-        eval_train=False, param_every=steps, label="ResNet (16, 32, 64)")
+    """residual_net's full-profile recipe (its cosine over all 12,000 steps), cut to the first ``steps``."""
+    full = recipe_for(make_config(catalogue.get("residual_net"), "full"), FULL_STEPS)
+    return dataclasses.replace(full, iterations=steps, epochs=None, eval_train=False, param_every=steps)
 
 
 def main(argv=None) -> dict:

@@ -92,6 +92,22 @@ def deep_convnet_accuracy(ctx):
     return acc if isinstance(acc, dict) else None
 
 
+def recipe_for(cfg, steps: int) -> Recipe:
+    """The ResNet of profile ``cfg``, Adam with a cosine decay from lr to 0 over ``steps`` steps (stepped every
+    batch), and ``cfg["shift"]``-pixel random shifts of every training batch (none at 0)."""
+    widths = tuple(cfg["widths"])
+    return Recipe(
+        scratch_model=lambda dtype, rand: ResNet(1, widths, cfg["blocks"], stem_stride=cfg["stem_stride"], dtype=dtype,
+                                                 generator=rand.init),
+        torch_model=lambda dtype, rand: TorchResNet(1, widths, cfg["blocks"], stem_stride=cfg["stem_stride"],
+                                                    dtype=dtype),
+        optimizer="Adam", optimizer_kwargs=dict(lr=cfg["lr"]), loss="CrossEntropyLoss", batch_size=cfg["batch_size"],
+        scheduler="CosineAnnealingLR", scheduler_kwargs=dict(T_max=steps), scheduler_interval="step",
+        augment=(lambda x, rng: RandomShift(cfg["shift"], generator=rng)(x)) if cfg["shift"] else None,
+        iterations=cfg["iterations"], epochs=cfg["epochs"], eval_train=cfg["eval_train"],
+        param_every=max(1, (cfg["iterations"] or 600) // 10), label=f"ResNet {widths}")
+
+
 @experiment(
     number=24, name="residual_net", chapter="8",
     shows="a small ResNet (residual blocks of 3x3 conv + batch norm, identity or 1x1 shortcut) from scratch and in "
@@ -119,16 +135,7 @@ def run(ctx):
     data = mnist(ctx, flatten=False)
     widths = tuple(cfg["widths"])
     steps = cfg["iterations"] or cfg["epochs"] * -(-len(data.t_train) // cfg["batch_size"])
-    recipe = Recipe(
-        scratch_model=lambda dtype, rand: ResNet(1, widths, cfg["blocks"], stem_stride=cfg["stem_stride"], dtype=dtype,
-                                                 generator=rand.init),
-        torch_model=lambda dtype, rand: TorchResNet(1, widths, cfg["blocks"], stem_stride=cfg["stem_stride"],
-                                                    dtype=dtype),
-        optimizer="Adam", optimizer_kwargs=dict(lr=cfg["lr"]), loss="CrossEntropyLoss", batch_size=cfg["batch_size"],
-        scheduler="CosineAnnealingLR", scheduler_kwargs=dict(T_max=steps), scheduler_interval="step",
-        augment=(lambda x, rng: RandomShift(cfg["shift"], generator=rng)(x)) if cfg["shift"] else None,
-        iterations=cfg["iterations"], epochs=cfg["epochs"], eval_train=cfg["eval_train"],
-        param_every=max(1, (cfg["iterations"] or 600) // 10), label=f"ResNet {widths}")
+    recipe = recipe_for(cfg, steps)
     results = ctx.train(recipe, data)
     model = results[0].models["scratch"]
     n_params = sum(p.data.size for p in model.parameters())
