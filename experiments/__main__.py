@@ -13,7 +13,7 @@ COMMANDS = {
     "list": ("experiments.runner", "list the experiments of the catalogue"),
     "run": ("experiments.runner", "run experiments (names or 'all') and write reports/"),
     "gradcheck": ("experiments.gradcheck", "check every scratch layer against torch autograd and central differences"),
-    "check": ("experiments.check", "check your own NumPy layers (a .py file, the book's API) against torch"),
+    "check": ("experiments.check.cli", "check your own NumPy layers (a .py file, the book's API) against torch"),
     "bench": ("experiments.bench", "time the NumPy twin against the PyTorch twin and write reports/bench/"),
     "data": ("experiments.data", "fetch, verify and cache MNIST (offline after the first time)"),
 }

@@ -1,0 +1,51 @@
+"""Check your own NumPy layer against PyTorch: ``check_layer``, ``assert_matches_torch``, ``experiments check``.
+
+A layer is anything with ``forward(*inputs)`` and ``backward(dout)``: the book's
+classes (parameters kept as attributes ``W, b, gamma, beta, running_mean,
+running_var``, gradients left in ``dW, db, dgamma, dbeta``) or a
+``scratch.nn``-style module (parameters by torch's names, gradients in
+``param.grad``). ``check_layer`` copies the torch module's weights into the
+layer in the layer's layout (the book's Affine keeps ``W`` as torch's
+``weight.T``), runs both forward and backward on the same inputs and upstream
+gradient, and returns a ``CheckResult``: one record per tensor, named by the
+layer's own attribute names (out, dx, dW, db, running_var ...), with the max
+absolute error, the scaled error (max abs / max |torch's value|), where it is,
+the tolerance (docs/design.md: 1e-10 in float64, 1e-5 in float32) and a verdict.
+
+What the checker does, in order (each step is a documented contract):
+
+1. Weights: every parameter and buffer of the torch module is copied into the
+   layer (``params={"my_W": "weight.T"}`` names what it cannot guess). If one
+   cannot be copied, the check is **refused**, never run: a correct layer is not
+   reported wrong because its weights differ from torch's.
+2. Randomness: upstream gradients (and, from the command line, inputs and
+   weights) come from the checker's own stream, ``checker_rng(seed)`` =
+   ``numpy.random.default_rng((CHECK_STREAM, seed))``, independent of
+   ``np.random``'s global state and of ``default_rng(seed)``, so an upstream
+   gradient is never a copy of the user's input.
+3. Order: the layer's forward runs first, then its backward, then torch. A
+   train-mode dropout is compared through the mask the layer drew (its ``mask``
+   attribute, or the non-zero pattern of its output when it keeps none).
+4. Diagnoses, measured on the layer: a failing tensor is explained by
+   re-running torch under a hypothesis (another epsilon, a biased running
+   variance, no dropout scaling...) or by fitting the layer's tensor to torch's
+   (a factor -1, 1/N, 1-p; a transpose; another zero pattern). A backward that is
+   not the adjoint of its forward is caught by a dot-product test that needs no
+   torch: <(f(x + hv) - f(x - hv)) / 2h, G> against <dx, v>, for random v.
+   Differences the book makes by design (non-inverted dropout, eps inside the
+   log, BatchNormalization's eps and biased running variance, a loss backward
+   that assumes dout = 1, float64 im2col buffers) give the verdict
+   "differs from torch: <reason>", which is not a pass.
+
+The package's files are its parts: results (records, verdicts, JSON), inputs (the checker's stream, the
+inputs and weights per layer kind), adapters (the user's side of the comparison), recognize (which torch
+counterpart a class is checked against), torchrun (the one way of running torch), diagnoses, adjoint (the
+dot-product test), layer (check_layer, check_class) and cli (``experiments check``).
+"""
+from experiments.check.adjoint import ADJOINT_STEP, ADJOINT_TOL, dot_product_test
+from experiments.check.inputs import CHECK_STREAM, checker_rng
+from experiments.check.layer import assert_matches_torch, check_class, check_layer
+from experiments.check.results import CheckResult, Diagnosis, Refused, TensorRecord
+
+__all__ = ["ADJOINT_STEP", "ADJOINT_TOL", "CHECK_STREAM", "CheckResult", "Diagnosis", "Refused", "TensorRecord",
+           "assert_matches_torch", "check_class", "check_layer", "checker_rng", "dot_product_test"]

@@ -1,0 +1,98 @@
+"""What a check finds: one record per tensor, the diagnoses, the verdict, the JSON record."""
+from dataclasses import asdict, dataclass, field
+
+
+class Refused(Exception):
+    """The check cannot run honestly (weights not copied, inputs not understood)."""
+
+
+@dataclass
+class TensorRecord:
+    """One compared tensor: the layer's name for it, torch's, the errors and the verdict."""
+
+    name: str
+    against: str
+    shape: tuple
+    dtype: str
+    max_abs: float
+    scaled: float
+    where: tuple
+    tolerance: float
+    verdict: str  # "ok", "FAIL", "shape" (another shape than torch's)
+    float64_error: float = float("nan")
+    torch_float64_error: float = float("nan")
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "ok"
+
+
+@dataclass
+class Diagnosis:
+    """A measured explanation. ``kind`` is "design" (the book's formulation) or "bug"."""
+
+    code: str
+    kind: str
+    text: str
+    tensors: tuple = ()
+
+
+@dataclass
+class CheckResult:
+    """Result of ``check_layer``: ``.ok``, ``.verdict``, ``.records``, ``.diagnoses``; ``str()`` is a table."""
+
+    layer: str
+    against: str
+    dtype: str = ""
+    inputs: str = ""
+    mode: str = ""
+    records: list = field(default_factory=list)
+    diagnoses: list = field(default_factory=list)
+    refused: str = ""
+    unexplained: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if self.refused:
+            return "refused: " + self.refused
+        bugs = [d.text for d in self.diagnoses if d.kind == "bug"] + self.unexplained
+        design = [d.text for d in self.diagnoses if d.kind != "bug"]
+        if bugs:
+            return "mismatch: " + "; ".join(bugs) + ("; also differs from torch: " + "; ".join(design)
+                                                     if design else "")
+        if design:
+            return "differs from torch: " + "; ".join(design)
+        return "ok"
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "ok"
+
+    @property
+    def diagnosis(self) -> str:
+        """The verdict's sentence without its prefix; empty when ok."""
+        v = self.verdict
+        return "" if v == "ok" else v.split(": ", 1)[1]
+
+    @property
+    def worst(self) -> float:
+        return max((r.scaled for r in self.records), default=float("nan"))
+
+    def as_dict(self) -> dict:
+        return dict(layer=self.layer, against=self.against, ok=self.ok, worst=self.worst,
+                    diagnosis=self.diagnosis, verdict=self.verdict, dtype=self.dtype, inputs=self.inputs,
+                    mode=self.mode, records=[asdict(r) for r in self.records])
+
+    def __str__(self) -> str:
+        head = f"{self.layer} against {self.against}"
+        detail = ", ".join(s for s in (self.dtype, self.mode, self.inputs) if s)
+        lines = [f"{head} ({detail}): {self.verdict}" if detail else f"{head}: {self.verdict}"]
+        if self.records:
+            lines.append(f"  {'tensor':14s} {'against':22s} {'shape':16s} {'max abs':>9s} {'scaled':>9s} "
+                         f"{'tol':>7s}  {'where':14s} verdict")
+            for r in self.records:
+                lines.append(f"  {r.name:14s} {r.against:22s} {str(r.shape):16s} {r.max_abs:9.2e} "
+                             f"{r.scaled:9.2e} {r.tolerance:7.0e}  {str(r.where):14s} {r.verdict}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
