@@ -15,3 +15,12 @@ def at_least(minimum: int):
                 else f"expected an integer >= {minimum}, got {text!r}")
         return value
     return parse
+
+
+def folder(text):
+    """An argparse type: a folder path, never the empty string (which would mean the current folder)."""
+    from pathlib import Path
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty string")
+    return Path(text)

@@ -48,7 +48,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from experiments.writing import atomic_dir, environment, environment_markdown, markdown_table, runs_dir
+from experiments.writing import (OutputError, atomic_dir, check_target, environment, environment_markdown,
+                                 markdown_table, runs_dir)
 import scratch
 import scratch.optim
 from experiments.arguments import at_least
@@ -359,6 +360,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     if args.quick:
         args.batch, args.repeats, args.warmup, args.no_memory = 2, 2, 1, True
+    out = args.out or runs_dir() / "bench"
+    try:
+        check_target(out)  # before the timings run: a folder this tool does not own is refused
+    except OutputError as e:
+        raise SystemExit(f"experiments bench: error: {e}") from None
     n_threads = args.threads or torch.get_num_threads()
     cases = all_cases()
     if args.only:
@@ -443,7 +449,7 @@ def write_report(args, rows, profiles, rates, used, env) -> None:
                "fast_speedup", "target", "scratch_best_ms", "torch_best_ms", "best_ratio", "ratio_1_thread",
                "plain_ratio_1_thread", "scratch_ms_1_thread", "plain_ms_1_thread", "torch_ms_1_thread", "gflop",
                "roofline_ms", "scratch_x_roofline", "torch_x_roofline", "scratch_peak_MiB", "torch_peak_MiB"]
-    with atomic_dir(args.out or runs_dir() / "bench") as tmp:
+    with atomic_dir(out) as tmp:
         with open(tmp / "bench.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()

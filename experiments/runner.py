@@ -25,12 +25,13 @@ import numpy as np
 
 import scratch
 from experiments import catalogue
-from experiments.arguments import at_least
+from experiments.arguments import at_least, folder
 from experiments.catalogue import PROFILES
 from experiments.distributed import (EngineError, SerialEngine, UnitFailure, UnitsFailed, align, dashboard_note,
                                      failures_markdown, keyed_unit, unit_seed_sequence)
 from experiments.distributed import engine as make_engine
-from experiments.writing import REPORTS, atomic_dir, environment, is_reference, runs_dir
+from experiments.writing import (REPORTS, OutputError, atomic_dir, check_target, environment, is_reference,
+                                 runs_dir)
 from experiments.stats import add_statistics, verdict_text
 from experiments.threads import threads as thread_limit
 from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, plot_shadow,
@@ -247,7 +248,10 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
     # Taken before the run: a full run outlives commits made meanwhile, and the report
     # must name the code that ran (and when it started), not the code at the end.
     env = environment()
-    with atomic_dir(out / exp.name) as tmp:
+    def index():
+        write_index(out, [e.name for e in catalogue.all_experiments()], reference=None if is_reference(out) else REPORTS)
+
+    with atomic_dir(out / exp.name, then=index) as tmp:
         ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp, engine, threads)
         for m in (("lockstep", "independent") if mode == "both" else (mode,)):
             ctx.mode = m
@@ -276,7 +280,6 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
         (tmp / "summary.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n")
         (tmp / "report.md").write_text(render_report(info, ctx.results, ctx.sections, ctx.figures,
                                                      ctx.parities, env))
-    write_index(out, [e.name for e in catalogue.all_experiments()], reference=None if is_reference(out) else REPORTS)
     return out / exp.name
 
 
@@ -344,7 +347,7 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="float64", help="both twins' dtype (default float64)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="the torch twin's device; cuda falls back to cpu with a warning (default cpu)")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=folder, default=None,
                         help="reports folder (default runs/, ignored by git, or $DLSCRATCH_RUNS; each report is "
                              "compared with the reference in reports/; --out reports regenerates the reference)")
     parser.add_argument("--threads", type=at_least(1), default=1,
@@ -444,6 +447,14 @@ def _main_run(args) -> int:
     if missing:
         print(f"experiments run: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    # Where the reports go is checked before anything trains: a folder the runner does not own is refused.
+    out = args.out if args.out is not None else runs_dir()
+    try:
+        for exp, _ in plan:
+            check_target(out / exp.name)
+    except OutputError as e:
+        print(f"experiments run: error: {e}", file=sys.stderr)
+        return 2
     device = resolve_device(args.device)
     try:
         with make_engine(args.workers, args.scheduler, args.tls_ca_file, args.tls_cert, args.tls_key) as engine:
@@ -465,6 +476,10 @@ def _run_plan(plan, args, device, engine) -> int:
         try:
             folder = run_experiment(exp, args.profile, args.mode, args.seed, args.seeds, args.dtype, device,
                                     args.out, own, args.threads, engine)
+        except OutputError as e:  # the message says what is where
+            print(f"  FAILED: {exp.name}: {e}", file=sys.stderr)
+            failed.append(exp.name)
+            continue
         except Exception:  # one broken experiment must not lose the others' reports
             traceback.print_exc()
             print(f"  FAILED: {exp.name} (its previous report, if any, is untouched)", file=sys.stderr)
