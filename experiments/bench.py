@@ -449,7 +449,7 @@ def write_report(args, rows, profiles, rates, used, env) -> None:
                "fast_speedup", "target", "scratch_best_ms", "torch_best_ms", "best_ratio", "ratio_1_thread",
                "plain_ratio_1_thread", "scratch_ms_1_thread", "plain_ms_1_thread", "torch_ms_1_thread", "gflop",
                "roofline_ms", "scratch_x_roofline", "torch_x_roofline", "scratch_peak_MiB", "torch_peak_MiB"]
-    with atomic_dir(out) as tmp:
+    with atomic_dir(args.out or runs_dir() / "bench") as tmp:
         with open(tmp / "bench.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()

@@ -358,16 +358,20 @@ def atomic_dir(final, then=None):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        with _deferred_interrupt(), folder_lock(parent):
+        with _deferred_interrupt(), contextlib.ExitStack() as stack:
             try:
+                stack.enter_context(folder_lock(parent))
                 check_target(final)  # somebody may have put something there while the report was made
             except OutputError as e:
-                kept = parent / f".{final.name}.unsaved-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-                tmp.rename(kept)
-                raise OutputError(f"{e}; the new report is kept in {kept}") from None
+                raise OutputError(f"{e}; the new report is kept in {_keep(tmp, final)}") from None
             if not owns(parent):
                 (parent / MARKER).write_text(MARKER_TEXT)
-            _swap_in(tmp, final)
+            try:
+                _swap_in(tmp, final)
+            except OSError as e:
+                where = f"the previous report is still at {final}" if final.exists() else f"nothing is at {final}"
+                raise OutputError(f"could not put the new report at {final}: {e}; {where}, and the new report is "
+                                  f"kept in {_keep(tmp, final)}") from e
             shutil.rmtree(tmp, ignore_errors=True)  # the previous report, after the swap
             if then is not None:
                 try:
@@ -378,6 +382,17 @@ def atomic_dir(final, then=None):
     finally:
         os.close(owner)
         Path(f"{tmp}.lock").unlink(missing_ok=True)
+
+
+def _keep(tmp: Path, final: Path) -> Path:
+    """Move a finished report that could not be swapped in to a name no clean-up removes."""
+    kept = final.parent / f".{final.name}.unsaved-{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+    try:
+        tmp.rename(kept)
+    except OSError:
+        return tmp
+    return kept
+
 
 def write_text_atomic(path, text: str) -> None:
     """Write ``path`` whole or not at all: readers see the old file or the new one."""
