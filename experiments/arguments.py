@@ -24,3 +24,14 @@ def folder(text):
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a folder, got an empty string")
     return Path(text)
+
+
+def seconds(text):
+    """An argparse type: a positive number of seconds (a deadline)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value

