@@ -35,3 +35,19 @@ def seconds(text):
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+MACHINE_FACTOR = 4  # threads or worker processes beyond this many per CPU only slow a run down
+
+
+def machine_count(text):
+    """An argparse type: a count of threads or processes, from 1 to ``MACHINE_FACTOR`` times this machine's
+    CPUs (far more cannot help, and fails later with an error that names something else)."""
+    import os
+
+    value = at_least(1)(text)
+    cpus = os.cpu_count() or 1
+    if value > MACHINE_FACTOR * cpus:
+        raise argparse.ArgumentTypeError(f"expected at most {MACHINE_FACTOR * cpus} ({MACHINE_FACTOR} x this "
+                                         f"machine's {cpus} CPUs), got {text!r}")
+    return value

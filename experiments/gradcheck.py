@@ -38,7 +38,7 @@ def add_arguments(parser):
                         help="layers to check (default: all); valid: " + ", ".join(layer_cases.CASES))
     parser.add_argument("--configs", type=at_least(1), default=10,
                         help="random configurations per layer and check (10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random configurations (0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="seed of the random configurations (0)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default=None,
                         help="only the checks in this dtype (default: both); float32 reports each twin's error "
                              "against torch float64 and their ratio")

@@ -12,6 +12,7 @@ experiment beside the committed reference report in ``reports/`` with a verdict;
 ``--out reports`` (``make reference``) regenerates the reference itself. The
 index ``<out>/README.md`` is rewritten after each experiment.
 """
+import argparse
 import ast
 import json
 import os
@@ -25,7 +26,7 @@ import numpy as np
 
 import scratch
 from experiments import catalogue
-from experiments.arguments import at_least, folder, seconds
+from experiments.arguments import at_least, folder, machine_count, seconds
 from experiments.catalogue import PROFILES
 from experiments.distributed import (CONNECT_TIMEOUT_S, WAIT_WORKERS_S, EngineError, SerialEngine, UnitFailure,
                                      UnitsFailed, align, dashboard_note, failures_markdown, keyed_unit,
@@ -121,8 +122,9 @@ class Context:
                     self.log(impl, metric, value, step=step, epoch=epoch, seed=seed)
                 results.append(result)
             if not results:
+                mine = [o for o in outcomes[k * len(seeds):(k + 1) * len(seeds)] if isinstance(o, UnitFailure)]
                 raise UnitsFailed(f"every unit of {recipe.label or recipe.tag or 'the training'} failed: "
-                                  + "; ".join(f.describe() for f in self.failures[-len(seeds):]))
+                                  + "; ".join(f.describe() for f in mine))
             if record:
                 self.results.extend(results)
             if plot:
@@ -250,7 +252,8 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
     # must name the code that ran (and when it started), not the code at the end.
     env = environment()
     def index():
-        write_index(out, [e.name for e in catalogue.all_experiments()], reference=None if is_reference(out) else REPORTS)
+        write_index(out, [e.name for e in catalogue.all_experiments()],
+                    reference=None if is_reference(out) else REPORTS)
 
     with atomic_dir(out / exp.name, then=index) as tmp:
         ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp, engine, threads)
@@ -342,16 +345,17 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--mode", choices=MODES, default="lockstep",
                         help="lockstep: shared seed, weights and batches (default); independent: each twin "
                              "its own initialisation and random numbers over --seeds seeds; both")
-    parser.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
-    parser.add_argument("--seeds", type=at_least(1), default=3,
-                        help="independent mode: number of seeds, --seed, --seed+1, ... (default 3)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="the seed, an integer >= 0 (default 0)")
+    parser.add_argument("--seeds", type=at_least(1), default=None,
+                        help="independent and both modes: number of seeds, --seed, --seed+1, ... (default 3); "
+                             "lockstep mode trains --seed alone and refuses it")
     parser.add_argument("--dtype", choices=DTYPES, default="float64", help="both twins' dtype (default float64)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="the torch twin's device; cuda falls back to cpu with a warning (default cpu)")
     parser.add_argument("--out", type=folder, default=None,
                         help="reports folder (default runs/, ignored by git, or $DLSCRATCH_RUNS; each report is "
                              "compared with the reference in reports/; --out reports regenerates the reference)")
-    parser.add_argument("--threads", type=at_least(1), default=1,
+    parser.add_argument("--threads", type=machine_count, default=1,
                         help="threads for each twin (torch's pool; scratch's batch parts, OpenBLAS kept to one "
                              "thread); the twins take turns, and a spinning thread pool slows the other twin "
                              "down (default 1)")
@@ -361,7 +365,7 @@ def add_run_arguments(parser) -> None:
                         help="run the scratch twin on its plain path (the formulas as written, no threads or "
                              "layout tricks; slower), as SCRATCH_PLAIN=1 does (default: the fast path)")
     dist = parser.add_argument_group("units of work (seeds, variants) on Dask; README, 'Beyond one machine'")
-    dist.add_argument("--workers", type=at_least(1), default=1,
+    dist.add_argument("--workers", type=machine_count, default=1,
                       help="run the units on a local Dask cluster of N worker processes (one thread each, "
                            "listening on 127.0.0.1 only); 1 runs them one after another in this process "
                            "(default 1)")
@@ -411,6 +415,11 @@ def main_run(args) -> int:
 
 
 def _main_run(args) -> int:
+    if args.seeds is not None and args.mode == "lockstep":
+        print("experiments run: error: --seeds applies to --mode independent or both; lockstep mode trains one "
+              "seed (--seed)", file=sys.stderr)
+        return 2
+    args = argparse.Namespace(**dict(vars(args), seeds=3 if args.seeds is None else args.seeds))
     exps = catalogue.all_experiments()
     valid = [e.name for e in exps]
     names = valid if args.names == ["all"] else args.names

@@ -7,10 +7,10 @@ never answers. Every socket is on 127.0.0.1; every process started here is stopp
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -19,7 +19,6 @@ import pytest
 
 from experiments import catalogue, writing
 from experiments.__main__ import main
-from experiments.runner import run_experiment
 from experiments.writing import MARKER, REPORT_MARKER, OutputError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,7 +147,6 @@ def test_the_index_is_never_written_into_a_folder_the_runner_does_not_own(tmp_pa
 KILLED_RUN = """
 import errno, os, signal, sys
 from experiments import catalogue, writing
-from experiments.runner import run_experiment
 
 @catalogue.experiment(number=902, name="faults_demo", chapter="-", shows="killed", durations={"quick": 1, "full": 1},
                       profiles={p: {} for p in catalogue.PROFILES}, trained=False)
@@ -532,3 +530,93 @@ def test_a_cache_this_user_cannot_read_is_reported_not_downloaded_again(tmp_path
     with pytest.raises(PermissionError, match=r"cannot read the MNIST cache .* give this user read access"):
         mnist.mnist_arrays(tmp_path)
     assert (tmp_path / "mnist.npz").read_bytes() == b"a cache"
+
+
+# -- arguments and signals --------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv,message", [
+    (["--seeds", "5"], "--seeds applies to --mode independent or both; lockstep mode trains one seed (--seed)"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    (["--threads", "100000"], f"argument --threads: expected at most {4 * os.cpu_count()} (4 x this machine's "
+                              f"{os.cpu_count()} CPUs), got '100000'"),
+    (["--workers", "100000"], "argument --workers: expected at most"),
+    (["--wait-workers", "0"], "argument --wait-workers: expected a positive number of seconds, got '0'"),
+    (["--connect-timeout", "soon"], "argument --connect-timeout: expected a positive number of seconds"),
+])
+def test_arguments_that_cannot_apply_are_refused_at_parse_time(demo, argv, message, tmp_path, capsys):
+    ran = []
+    demo[1]["hook"] = lambda ctx: ran.append(1)
+    try:
+        code = run_cli(tmp_path / "out", *argv)
+    except SystemExit as e:  # argparse
+        code = e.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not ran and not (tmp_path / "out").exists()
+
+
+def test_a_failed_training_names_its_own_units(tmp_path):
+    """Two variants whose units all fail: the error for the first names the first's units, not the last's."""
+    import types
+
+    import numpy as np
+
+    from experiments.distributed import UnitFailure, UnitsFailed
+    from experiments.runner import Context
+
+    class Failing:
+        description, dashboard = "a test double", None
+
+        def map(self, fn, items, keys, shared=(), threads=None, label="units"):
+            return [UnitFailure(k, f"ValueError: {k[0]} broke", "", 2) for k in keys]
+
+    relu, sigmoid = (types.SimpleNamespace(tag=t, label=f"TwoLayerNet ({t})") for t in ("relu", "sigmoid"))
+    ctx = Context(catalogue.get("two_layer_mnist"), "tiny", {}, 0, [0, 1], "float64", "independent", "cpu",
+                  tmp_path, engine=Failing())
+    with pytest.raises(UnitsFailed) as e:
+        ctx.train_each([relu, sigmoid], np.zeros((2, 2)), plot=False)
+    assert str(e.value) == ("every unit of TwoLayerNet (relu) failed: unit ('relu', 'independent', 0) failed 2 "
+                            "times: ValueError: relu broke; unit ('relu', 'independent', 1) failed 2 times: "
+                            "ValueError: relu broke")
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    """kill -INT during a run: one line, no traceback, exit status 130, the previous report as it was."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "experiments", "run", "two_layer_mnist", "--profile", "tiny", "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    assert main(cmd[3:]) == 0
+    before = tree(out)
+    proc = subprocess.Popen(cmd + ["--set", "iterations=100000"], cwd=REPO, env=env, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        first = proc.stderr.readline()  # "[n] two_layer_mnist (tiny, ...) ...": training has begun
+        assert "two_layer_mnist" in first
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest
+    assert rest.strip().splitlines()[-1] == ("experiments run: interrupted (Ctrl-C); the reports finished before "
+                                             "it are in place; the one in progress was not written")
+    after = tree(out)
+    assert after.pop(".experiments-lock") == f"{proc.pid}\n".encode()  # the last run to take the lock
+    before.pop(".experiments-lock")
+    assert after == before
+
+
+def test_the_readmes_dask_recipes_bind_or_disable_the_http_dashboard():
+    """Dask's dashboard is plain HTTP without certificates: every scheduler the README starts binds it to
+    127.0.0.1 or turns it off, and every worker turns its own off."""
+    text = (REPO / "README.md").read_text()
+    blocks = "\n".join(re.findall(r"```sh\n(.*?)```", text, re.S)) + "\n" + " ".join(text.split())
+    schedulers = re.findall(r"dask scheduler[^\n`]*", blocks)
+    workers = re.findall(r"dask worker[^\n`]*", blocks)
+    assert len(schedulers) >= 2 and len(workers) >= 2
+    for line in schedulers:
+        assert "--dashboard-address 127.0.0.1:" in line or "--no-dashboard" in line, line
+    for line in workers:
+        assert "--no-dashboard" in line or "--dashboard-address 127.0.0.1:" in line, line
+    assert '"dashboard_address": "127.0.0.1:8787"' in text and 'worker_extra_args=["--no-dashboard"]' in text
