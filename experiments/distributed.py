@@ -17,14 +17,23 @@ Three engines behind one ``map``:
   started with ``dask scheduler`` / ``dask worker`` or dask-jobqueue (README,
   "Beyond one machine").
 
-Dask (``distributed``) does the scheduling, the transport and the fault handling:
-a unit that raises is retried once (``retries=1``); a worker that dies mid-unit
-has its units run again on another worker (the scheduler's
+Dask (``distributed``) does the scheduling and the transport: a worker that dies
+mid-unit has its units run again on another worker (the scheduler's
 ``distributed.scheduler.allowed-failures``); data shared by the units of a map
 (the training set) is sent to every worker once (``Client.scatter(broadcast=True)``),
-so a lost worker does not lose the only copy. A unit that fails twice is
-returned as a ``UnitFailure`` (its key, the error, the traceback) while the
-others complete; the runner records it in the report and exits non-zero.
+so a lost worker does not lose the only copy. The client does the rest
+(``DaskEngine.map``): a unit that raises is sent once more (``RETRIES``); a unit
+lost with the cluster's last worker (whose scattered data Dask cannot recompute,
+so it cancels the units that need them) is sent again with the data scattered
+again once a worker is there, up to ``MAX_LOSSES`` times. A unit that fails is
+returned as a ``UnitFailure`` (its key, the error, the traceback, what was tried)
+while the others complete; the runner records it in the report and exits
+non-zero.
+
+Every wait has a deadline and says what it waits for: reaching a scheduler,
+handshake included (``probe_scheduler``, ``CONNECT_TIMEOUT_S``), and a cluster
+without workers (``wait_for_workers``, ``WAIT_WORKERS_S``, a line every
+``PROGRESS_EVERY_S``); both raise ``EngineError``, one line for the user.
 """
 import contextlib
 import hashlib

@@ -6,11 +6,12 @@
     python -m experiments run mlp_fit --mode independent --seeds 5 --dtype float32
 
 A run of experiment NAME writes ``<out>/NAME/`` inside ``atomic_dir``: an
-interrupted run leaves the previous report as it was. ``<out>`` defaults to
+interrupted run leaves the previous report as it was, and a folder the runner
+does not own is refused before anything trains (``experiments.writing``). ``<out>`` defaults to
 ``runs/`` (git ignores it; ``$DLSCRATCH_RUNS`` moves it), whose index sets each
 experiment beside the committed reference report in ``reports/`` with a verdict;
 ``--out reports`` (``make reference``) regenerates the reference itself. The
-index ``<out>/README.md`` is rewritten after each experiment.
+index ``<out>/README.md`` is rewritten after each experiment, with its report.
 """
 import argparse
 import ast
@@ -251,6 +252,7 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
     # Taken before the run: a full run outlives commits made meanwhile, and the report
     # must name the code that ran (and when it started), not the code at the end.
     env = environment()
+
     def index():
         write_index(out, [e.name for e in catalogue.all_experiments()],
                     reference=None if is_reference(out) else REPORTS)
