@@ -440,7 +440,7 @@ def engine(workers: int = 1, scheduler: Optional[str] = None, tls_ca_file=None, 
 
     from distributed import Client, LocalCluster
 
-    cluster = None
+    client = cluster = None
     try:
         if scheduler is None:
             # 127.0.0.1 only: a scheduler runs whatever its clients send, so nothing outside this
@@ -475,13 +475,14 @@ def engine(workers: int = 1, scheduler: Optional[str] = None, tls_ca_file=None, 
             n = wait_for_workers(client, scheduler, wait_workers)
             description = f"scheduler {scheduler}, {n} workers"
             _check_worker_versions(client)
-    except EngineError:
+    except BaseException as e:
+        for opened in (client, cluster):  # a client left open would keep reconnecting to a scheduler that is gone
+            if opened is not None:
+                opened.close()
+        if isinstance(e, (OSError, TimeoutError, ValueError, TypeError)):
+            raise EngineError(f"could not reach the Dask scheduler {scheduler or '(local)'}: "
+                              f"{type(e).__name__}: {e}") from e
         raise
-    except (OSError, TimeoutError, ValueError, TypeError) as e:
-        if cluster is not None:
-            cluster.close()
-        raise EngineError(f"could not reach the Dask scheduler {scheduler or '(local)'}: "
-                          f"{type(e).__name__}: {e}") from e
     eng = DaskEngine(client, description, cluster, wait_workers)
     if "dashboard" not in client.scheduler_info().get("services", {}):
         eng.dashboard = None  # a scheduler started with --no-dashboard: no address to print

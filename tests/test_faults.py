@@ -147,6 +147,7 @@ def test_the_index_is_never_written_into_a_folder_the_runner_does_not_own(tmp_pa
 KILLED_RUN = """
 import errno, os, signal, sys
 from experiments import catalogue, writing
+from experiments.runner import run_experiment
 
 @catalogue.experiment(number=902, name="faults_demo", chapter="-", shows="killed", durations={"quick": 1, "full": 1},
                       profiles={p: {} for p in catalogue.PROFILES}, trained=False)
