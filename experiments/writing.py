@@ -197,7 +197,8 @@ def folder_lock(folder, wait_s: float = None, say=None):
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if not _try_lock(fd):
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.lseek(fd, 0, os.SEEK_SET)
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
             say(f"  waiting for another run (pid {holder}) that is writing into {folder} (up to {wait_s:.0f} s)")
             deadline = time.monotonic() + wait_s
             while not _try_lock(fd):
@@ -205,7 +206,8 @@ def folder_lock(folder, wait_s: float = None, say=None):
                     raise OutputError(f"another run (pid {holder}) held {path} for {wait_s:.0f} s")
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock

@@ -634,3 +634,19 @@ def test_every_row_of_the_what_happens_table_names_a_test_that_exists():
         for module, name in names:
             source = (REPO / "tests" / (module or "test_faults.py")).read_text()
             assert f"def {name}(" in source, f"{module or 'test_faults.py'} has no {name}"
+
+
+@pytest.mark.parametrize("argv", [["gradcheck", "--layers", "ReLU", "--configs", "1"], ["bench", "--quick"]])
+def test_gradcheck_and_bench_refuse_a_users_folder_before_they_work(argv, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    out = tmp_path if argv[0] == "gradcheck" else tmp_path / "bench"  # gradcheck writes <out>/gradcheck
+    if argv[0] == "bench":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine\n")
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--out", str(out)])
+    assert f"experiments {argv[0]}: error:" in str(e.value)
+    assert "is not an output folder of this tool" in str(e.value) or "this tool did not write" in str(e.value)
+    assert not capsys.readouterr().out  # nothing was checked or timed
+    assert sorted(p.name for p in tmp_path.rglob("*")) == (["notes.txt"] if argv[0] == "gradcheck"
+                                                           else ["bench", "notes.txt", "notes.txt"])
