@@ -199,11 +199,11 @@ def folder_lock(folder, wait_s: float = None, say=None):
         if not _try_lock(fd):
             os.lseek(fd, 0, os.SEEK_SET)
             holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
-            say(f"  waiting for another run (pid {holder}) that is writing into {folder} (up to {wait_s:.0f} s)")
+            say(f"  waiting for another run (pid {holder}) that is writing into {folder} (up to {wait_s:g} s)")
             deadline = time.monotonic() + wait_s
             while not _try_lock(fd):
                 if time.monotonic() > deadline:
-                    raise OutputError(f"another run (pid {holder}) held {path} for {wait_s:.0f} s")
+                    raise OutputError(f"another run (pid {holder}) held {path} for {wait_s:g} s")
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)

@@ -278,38 +278,33 @@ def test_two_runs_into_one_folder_at_once_both_complete(demo, tmp_path, capsys):
     assert hidden(tmp_path) == [] and (tmp_path / "faults_demo" / "report.md").is_file()
 
 
-def test_a_run_waits_for_another_runs_commit_and_says_so(demo, tmp_path, capsys, monkeypatch):
-    assert run_cli(tmp_path) == 0
+def run_while_another_holds_the_lock(folder: Path, hold_s: float) -> int:
+    """``run_cli(folder)`` while another thread holds the folder's lock for ``hold_s`` seconds."""
     held, release = threading.Event(), threading.Event()
 
     def other_run():
-        with writing.folder_lock(tmp_path):
+        with writing.folder_lock(folder):
             held.set()
-            release.wait(30)
+            release.wait(hold_s)
 
     t = threading.Thread(target=other_run)
     t.start()
     held.wait(30)
-    threading.Timer(1.0, release.set).start()
     try:
-        assert run_cli(tmp_path) == 0
+        return run_cli(folder)
     finally:
         release.set()
         t.join()
+
+
+def test_a_run_waits_for_another_runs_commit_and_says_so(demo, tmp_path, capsys, monkeypatch):
+    assert run_cli(tmp_path) == 0
+    assert run_while_another_holds_the_lock(tmp_path, 1.0) == 0
     assert f"waiting for another run (pid {os.getpid()}) that is writing into {tmp_path}" in capsys.readouterr().err
     # and one that waits too long gives up with a line that says why, before anything ran
     monkeypatch.setattr(writing, "LOCK_WAIT_S", 0.5)
-    release.clear()
-    held.clear()
-    t = threading.Thread(target=other_run)
-    t.start()
-    held.wait(30)
-    try:
-        assert run_cli(tmp_path) == 1
-    finally:
-        release.set()
-        t.join()
-    assert f"held {tmp_path / '.experiments-lock'} for 0 s" in capsys.readouterr().err
+    assert run_while_another_holds_the_lock(tmp_path, 30) == 1
+    assert f"held {tmp_path / '.experiments-lock'} for 0.5 s" in capsys.readouterr().err
 
 
 def test_a_full_disk_while_writing_the_index_says_the_report_is_in_place(demo, tmp_path, capsys, monkeypatch):
