@@ -294,8 +294,15 @@ class DaskEngine:
             if shared and (not shared_futures or any(f.status != "finished" for f in shared_futures)):
                 # broadcast: every worker holds a copy, so a lost worker does not lose the only one
                 # (unless it was the last: then the data are sent again, to the worker that joins).
-                wait_for_workers(self.client, self.where, self.wait_workers, self.say)
-                shared_futures = self.client.scatter(list(shared), broadcast=True, hash=False)
+                for attempt in range(3):
+                    wait_for_workers(self.client, self.where, self.wait_workers, self.say)
+                    try:
+                        shared_futures = self.client.scatter(list(shared), broadcast=True, hash=False)
+                        break
+                    except TimeoutError:  # "No valid workers found": the worker left again meanwhile
+                        if attempt == 2:
+                            raise EngineError(f"could not send the data to a worker of {self.where}: "
+                                              "workers keep leaving") from None
             sent[i] += 1
             return self.client.submit(execute_unit, fn, Boxed(items[i]), tuple(shared_futures), threads, True,
                                       key=f"{label}-{i}-{_key_text(keys[i])}-{tag}-{sent[i]}", retries=0,
@@ -525,25 +532,25 @@ def probe_scheduler(address: str, security=None, timeout: float = CONNECT_TIMEOU
 
 def wait_for_workers(client, address: str, timeout: float = WAIT_WORKERS_S, say=None) -> int:
     """Wait until the cluster has a worker, saying so every few seconds; their number, or ``EngineError``
-    after ``timeout`` seconds."""
+    after ``timeout`` seconds. (The scheduler is asked each time: the client's own list of workers lags.)"""
     import time
 
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    n = len(client.scheduler_info().get("workers", {}))
-    if n:
-        return n
-    start = time.monotonic()
-    say(f"waiting for a worker to join {address} (up to {timeout:g} s; --wait-workers)")
+    start, said = time.monotonic(), False
     while True:
         waited = time.monotonic() - start
         if waited >= timeout:
             raise EngineError(f"no worker joined {address} within {timeout:g} s (--wait-workers): start workers "
                               f"(dask worker {address} ...) or wait longer")
         try:
-            client.wait_for_workers(1, timeout=min(PROGRESS_EVERY_S, timeout - waited))
-            return len(client.scheduler_info().get("workers", {}))
+            client.wait_for_workers(1, timeout=min(PROGRESS_EVERY_S if said else 1, timeout - waited))
+            return max(1, len(client.scheduler_info().get("workers", {})))
         except (TimeoutError, OSError):
-            say(f"  still no worker on {address} after {time.monotonic() - start:.0f} s")
+            if not said:
+                say(f"waiting for a worker to join {address} (up to {timeout:g} s; --wait-workers)")
+                said = True
+            else:
+                say(f"  still no worker on {address} after {time.monotonic() - start:.0f} s")
 
 
 def versions() -> dict:
