@@ -342,13 +342,20 @@ class DaskEngine:
 
     def _outcome(self, future, key, raised, lost, i):
         """The unit's value or ``UnitFailure``; None when it is to be sent again."""
+        from concurrent.futures import CancelledError
+
         from distributed import KilledWorker
 
-        if future.status == "finished":
-            output = future.result()
-            reissue(output)
-            return output.value
-        if future.status == "cancelled":  # lost: the data it needed died with the last worker
+        status = future.status
+        if status == "finished":
+            try:
+                output = future.result()
+            except CancelledError:  # its result died with its worker before it reached this process
+                status = "cancelled"
+            else:
+                reissue(output)
+                return output.value
+        if status == "cancelled":  # lost: the data it needed (or its result) died with the last worker
             lost[i] += 1
             if lost[i] > MAX_LOSSES:
                 return UnitFailure(key, f"lost with its worker {lost[i]} times; given up (MAX_LOSSES = "
