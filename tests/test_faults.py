@@ -451,21 +451,19 @@ LOSS_RUN = ["run", "two_layer_mnist", "--profile", "tiny", "--mode", "independen
             "--set", "iterations=300"]
 
 
-def test_losing_the_only_worker_and_getting_a_new_one_loses_nothing(scheduler, tmp_path, capsys):
-    """SIGKILL the cluster's only worker while it trains a unit, then start another: the units (and the
-    training data, which died with the worker) are sent again, and the metrics are a serial run's."""
+def kill_the_only_worker_mid_run(scheduler, out: Path, wait_workers: str, replace: bool) -> int:
+    """Run LOSS_RUN on ``scheduler`` with one worker, SIGKILL that worker while a unit runs, and start another
+    if ``replace``; the run's exit status. Every worker started here is stopped by its id."""
     from distributed import Client
 
     address, file, folder = scheduler
-    assert main(LOSS_RUN + ["--out", str(tmp_path / "serial")]) == 0
     workers = [start_worker(file, folder / "workers.log")]
     status = {}
     runner = threading.Thread(target=lambda: status.update(rc=main(
-        LOSS_RUN + ["--out", str(tmp_path / "dask"), "--scheduler", address, "--wait-workers", "120"])))
+        LOSS_RUN + ["--out", str(out), "--scheduler", address, "--wait-workers", wait_workers])))
     try:
         with Client(address, timeout="60s") as client:
             client.wait_for_workers(1, timeout=120)
-            capsys.readouterr()
             runner.start()
             deadline = time.monotonic() + 120
             while not any(client.processing().values()):
@@ -474,12 +472,22 @@ def test_losing_the_only_worker_and_getting_a_new_one_loses_nothing(scheduler, t
             time.sleep(0.3)  # let the unit get going
             os.kill(workers[0].pid, signal.SIGKILL)
             workers[0].wait(timeout=30)
-            workers.append(start_worker(file, folder / "workers.log"))
+            if replace:
+                workers.append(start_worker(file, folder / "workers.log"))
             runner.join(timeout=300)
     finally:
         for w in workers:
             _stop(w)
-    assert not runner.is_alive() and status.get("rc") == 0
+    assert not runner.is_alive()
+    return status.get("rc")
+
+
+def test_losing_the_only_worker_and_getting_a_new_one_loses_nothing(scheduler, tmp_path, capsys):
+    """SIGKILL the cluster's only worker while it trains a unit, then start another: the units (and the
+    training data, which died with the worker) are sent again, and the metrics are a serial run's."""
+    assert main(LOSS_RUN + ["--out", str(tmp_path / "serial")]) == 0
+    capsys.readouterr()
+    assert kill_the_only_worker_mid_run(scheduler, tmp_path / "dask", "120", replace=True) == 0
     err = capsys.readouterr().err
     assert "was lost with its worker; sent again when a worker is there (loss 1 of at most 3)" in err
     summary = json.loads((tmp_path / "dask" / "two_layer_mnist" / "summary.json").read_text())
@@ -490,30 +498,10 @@ def test_losing_the_only_worker_and_getting_a_new_one_loses_nothing(scheduler, t
 
 @pytest.mark.slow
 def test_losing_the_only_worker_for_good_ends_the_run_at_the_deadline(scheduler, tmp_path, capsys):
-    """No worker joins after the last one died: one error after --wait-workers, the previous report kept."""
-    from distributed import Client
-
-    address, file, folder = scheduler
-    worker = start_worker(file, folder / "workers.log")
-    status = {}
-    runner = threading.Thread(target=lambda: status.update(rc=main(
-        LOSS_RUN + ["--out", str(tmp_path / "dask"), "--scheduler", address, "--wait-workers", "3"])))
-    try:
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(1, timeout=120)
-            capsys.readouterr()
-            runner.start()
-            deadline = time.monotonic() + 120
-            while not any(client.processing().values()):
-                assert runner.is_alive() and time.monotonic() < deadline, "no unit was seen running"
-                time.sleep(0.05)
-            os.kill(worker.pid, signal.SIGKILL)
-            runner.join(timeout=120)
-    finally:
-        _stop(worker)
-    assert not runner.is_alive() and status.get("rc") == 1
+    """No worker joins after the last one died: one error after --wait-workers, and no report."""
+    assert kill_the_only_worker_mid_run(scheduler, tmp_path / "dask", "3", replace=False) == 1
     err = capsys.readouterr().err
-    assert f"no worker joined {address} within 3 s (--wait-workers)" in err and "Traceback" not in err
+    assert f"no worker joined {scheduler[0]} within 3 s (--wait-workers)" in err and "Traceback" not in err
     assert not (tmp_path / "dask" / "two_layer_mnist").exists()
 
 
