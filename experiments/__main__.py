@@ -46,7 +46,14 @@ def main(argv=None) -> int:
     adder(sub)
     args = sub.parse_args(argv[1:])
     runner = getattr(module, f"main_{name}", None) or module.main
-    return int(runner(args) or 0)
+    try:
+        return int(runner(args) or 0)
+    except KeyboardInterrupt:
+        # One line, not a traceback: every report and cache is written whole or not at all.
+        done = ("the reports finished before it are in place; the one in progress was not written"
+                if name == "run" else "nothing was left half-written")
+        print(f"\nexperiments {name}: interrupted (Ctrl-C); {done}", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

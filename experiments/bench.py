@@ -48,10 +48,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from experiments.writing import atomic_dir, environment, environment_markdown, markdown_table, runs_dir
+from experiments.writing import (OutputError, atomic_dir, check_target, environment, environment_markdown,
+                                 markdown_table, runs_dir)
 import scratch
 import scratch.optim
-from experiments.arguments import at_least
+from experiments.arguments import at_least, machine_count
 from experiments.threads import get_threads, threads
 from scratch.fast.parallel import blas_threads
 from torch_ref.nn import torch_dtype
@@ -342,7 +343,7 @@ def profile_scratch(case: Case, batch: int, repeats: int) -> list:
 # -- the command --------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=at_least(1), default=100, help="batch size (default 100)")
-    parser.add_argument("--threads", type=at_least(1), default=None,
+    parser.add_argument("--threads", type=machine_count, default=None,
                         help="threads for each twin, torch and NumPy's OpenBLAS alike (default: torch's default)")
     parser.add_argument("--repeats", type=at_least(1), default=21, help="timed rounds per case; medians reported")
     parser.add_argument("--warmup", type=at_least(0), default=3, help="untimed calls of each twin first")
@@ -359,6 +360,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     if args.quick:
         args.batch, args.repeats, args.warmup, args.no_memory = 2, 2, 1, True
+    out = args.out or runs_dir() / "bench"
+    try:
+        check_target(out)  # before the timings run: a folder this tool does not own is refused
+    except OutputError as e:
+        raise SystemExit(f"experiments bench: error: {e}") from None
     n_threads = args.threads or torch.get_num_threads()
     cases = all_cases()
     if args.only:

@@ -17,14 +17,23 @@ Three engines behind one ``map``:
   started with ``dask scheduler`` / ``dask worker`` or dask-jobqueue (README,
   "Beyond one machine").
 
-Dask (``distributed``) does the scheduling, the transport and the fault handling:
-a unit that raises is retried once (``retries=1``); a worker that dies mid-unit
-has its units run again on another worker (the scheduler's
+Dask (``distributed``) does the scheduling and the transport: a worker that dies
+mid-unit has its units run again on another worker (the scheduler's
 ``distributed.scheduler.allowed-failures``); data shared by the units of a map
 (the training set) is sent to every worker once (``Client.scatter(broadcast=True)``),
-so a lost worker does not lose the only copy. A unit that fails twice is
-returned as a ``UnitFailure`` (its key, the error, the traceback) while the
-others complete; the runner records it in the report and exits non-zero.
+so a lost worker does not lose the only copy. The client does the rest
+(``DaskEngine.map``): a unit that raises is sent once more (``RETRIES``); a unit
+lost with the cluster's last worker (whose scattered data Dask cannot recompute,
+so it cancels the units that need them) is sent again with the data scattered
+again once a worker is there, up to ``MAX_LOSSES`` times. A unit that fails is
+returned as a ``UnitFailure`` (its key, the error, the traceback, what was tried)
+while the others complete; the runner records it in the report and exits
+non-zero.
+
+Every wait has a deadline and says what it waits for: reaching a scheduler,
+handshake included (``probe_scheduler``, ``CONNECT_TIMEOUT_S``), and a cluster
+without workers (``wait_for_workers``, ``WAIT_WORKERS_S``, a line every
+``PROGRESS_EVERY_S``); both raise ``EngineError``, one line for the user.
 """
 import contextlib
 import hashlib
@@ -40,6 +49,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 RETRIES = 1  # a unit that raises runs once more before it is recorded as failed
+CONNECT_TIMEOUT_S = 30  # reaching a scheduler: the TCP connect, TLS and the first exchange of messages
+MAX_LOSSES = 3  # a unit lost with its worker (not failed) is sent again this many times
+WAIT_WORKERS_S = 120  # waiting for a worker to join (at the start, and after the last one was lost)
+PROGRESS_EVERY_S = 10  # a line every this many seconds while waiting
 
 
 def unit_seed_sequence(seed: int, key) -> np.random.SeedSequence:
@@ -66,15 +79,19 @@ def _check_key(key):
 
 @dataclass
 class UnitFailure:
-    """A unit that raised on every attempt: which one, and why."""
+    """A unit that raised on every attempt, or was lost with its worker too often: which one, and why."""
 
     key: object
-    error: str  # "ValueError: ..." (the last attempt's)
+    error: str  # "ValueError: ..." (the last attempt's), or why it was given up
     traceback: str
-    attempts: int
+    attempts: int  # times it ran and raised
+    lost: int = 0  # times it was lost with a worker (killed, or its data gone) and sent again
 
     def describe(self) -> str:
-        return f"unit {self.key!r} failed {self.attempts} times: {self.error}"
+        lost = f" (lost with a worker {self.lost} times)" if self.lost else ""
+        if self.attempts == 0:
+            return f"unit {self.key!r}: {self.error}"
+        return f"unit {self.key!r} failed {self.attempts} times{lost}: {self.error}"
 
 
 @dataclass
@@ -195,10 +212,11 @@ def failures_markdown(failures) -> str:
     """The report's "Failed units" section."""
     from experiments.results import markdown_table
 
-    rows = [{"unit": f"`{f.key!r}`", "attempts": f.attempts, "error": f.error.splitlines()[0][:200]}
-            for f in failures]
-    return ("These units of work raised on every attempt; the report is built from the others, and the "
-            "command exits non-zero. Tracebacks are in summary.json (`failed_units`).\n\n" + markdown_table(rows))
+    rows = [{"unit": f"`{f.key!r}`", "raised": f.attempts, "lost with a worker": f.lost,
+             "error": f.error.splitlines()[0][:200]} for f in failures]
+    return ("These units of work raised on every attempt, or were lost with their workers too often; the report "
+            "is built from the others, and the command exits non-zero. Tracebacks are in summary.json "
+            "(`failed_units`).\n\n" + markdown_table(rows))
 
 
 def dashboard_note() -> str:
@@ -238,53 +256,153 @@ class SerialEngine:
 class DaskEngine:
     """Units on a Dask cluster, through a ``distributed.Client``."""
 
-    def __init__(self, client, description: str, cluster=None):
+    def __init__(self, client, description: str, cluster=None, wait_workers: float = None):
         self.client = client
         self.cluster = cluster
         self.description = description
         self.dashboard = getattr(client, "dashboard_link", None)
+        self.wait_workers = WAIT_WORKERS_S if wait_workers is None else wait_workers
+        self.where = getattr(getattr(client, "scheduler", None), "address", None) or description
+        self._no_worker_since = None
+
+    @staticmethod
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
 
     def map(self, fn, items, keys, shared=(), threads=None, label="units") -> list:
-        from distributed import as_completed
+        """``[fn(item, *shared) or UnitFailure]`` in the order of ``items``, the units run on the cluster.
+
+        A unit that raises is sent once more (``RETRIES``). A unit lost with its worker (the worker died
+        while it ran, or the shared data it needed died with the cluster's last worker) is sent again when
+        a worker is there, up to ``MAX_LOSSES`` times; while the cluster has no worker, a line says so every
+        few seconds, and after ``wait_workers`` seconds ``EngineError`` ends the run.
+        """
+        from concurrent.futures import CancelledError
+
+        from distributed import wait
         from tqdm import tqdm
 
         items, keys = list(items), list(keys)
         if not items:
             return []
-        # broadcast: every worker holds a copy, so a lost worker does not lose the only one.
-        shared_futures = self.client.scatter(list(shared), broadcast=True, hash=False) if shared else []
         tag = uuid.uuid4().hex[:8]
-        futures = [self.client.submit(execute_unit, fn, Boxed(item), tuple(shared_futures), threads, True,
-                                      key=f"{label}-{i}-{_key_text(key)}-{tag}", retries=RETRIES, pure=False)
-                   for i, (item, key) in enumerate(zip(items, keys))]
-        index = {f.key: i for i, f in enumerate(futures)}
-        out = [None] * len(futures)
-        bar = tqdm(total=len(futures), desc=f"{label} ({self.description})", unit="unit",
+        shared_futures = []
+        raised, lost, sent = [0] * len(items), [0] * len(items), [0] * len(items)
+
+        def submit(i):
+            nonlocal shared_futures
+            if shared and (not shared_futures or any(f.status != "finished" for f in shared_futures)):
+                # broadcast: every worker holds a copy, so a lost worker does not lose the only one
+                # (unless it was the last: then the data are sent again, to the worker that joins).
+                for attempt in range(3):
+                    wait_for_workers(self.client, self.where, self.wait_workers, self.say)
+                    try:
+                        shared_futures = self.client.scatter(list(shared), broadcast=True, hash=False)
+                        break
+                    except TimeoutError:  # "No valid workers found": the worker left again meanwhile
+                        if attempt == 2:
+                            raise EngineError(f"could not send the data to a worker of {self.where}: "
+                                              "workers keep leaving") from None
+            sent[i] += 1
+            return self.client.submit(execute_unit, fn, Boxed(items[i]), tuple(shared_futures), threads, True,
+                                      key=f"{label}-{i}-{_key_text(keys[i])}-{tag}-{sent[i]}", retries=0,
+                                      pure=False)
+
+        running = {submit(i): i for i in range(len(items))}
+        out = [None] * len(items)
+        bar = tqdm(total=len(items), desc=f"{label} ({self.description})", unit="unit",
                    disable=not sys.stderr.isatty(), dynamic_ncols=True)
+        self._no_worker_since = None
         try:
-            for future in as_completed(futures):
-                i = index[future.key]
-                try:
-                    output = future.result()
-                    reissue(output)
-                    out[i] = output.value
-                except Exception as e:  # noqa: BLE001 - recorded as the unit's failure
-                    tb = future.traceback()
-                    text = "".join(traceback.format_tb(tb)) if tb is not None else traceback.format_exc()
-                    out[i] = UnitFailure(keys[i], f"{type(e).__name__}: {e}", text, RETRIES + 1)
-                bar.update(1)
+            while running:
+                done = [f for f in running if f.done()]
+                if not done:
+                    try:
+                        wait(list(running), timeout=PROGRESS_EVERY_S, return_when="FIRST_COMPLETED")
+                    except (TimeoutError, CancelledError):  # a cancelled future: a lost unit, handled below
+                        pass
+                    done = [f for f in running if f.done()]
+                if not done:
+                    self._check_workers(len(running))
+                for future in done:
+                    i = running.pop(future)
+                    outcome = self._outcome(future, keys[i], raised, lost, i)
+                    if outcome is None:  # sent again
+                        running[submit(i)] = i
+                        continue
+                    out[i] = outcome
+                    bar.update(1)
         except BaseException:
-            self.client.cancel(futures)
+            self.client.cancel(list(running))
             raise
         finally:
             bar.close()
             del shared_futures
         return out
 
+    def _outcome(self, future, key, raised, lost, i):
+        """The unit's value or ``UnitFailure``; None when it is to be sent again."""
+        from concurrent.futures import CancelledError
+
+        from distributed import KilledWorker
+
+        status = future.status
+        if status == "finished":
+            try:
+                output = future.result()
+            except CancelledError:  # its result died with its worker before it reached this process
+                status = "cancelled"
+            else:
+                reissue(output)
+                return output.value
+        if status == "cancelled":  # lost: the data it needed (or its result) died with the last worker
+            lost[i] += 1
+            if lost[i] > MAX_LOSSES:
+                return UnitFailure(key, f"lost with its worker {lost[i]} times; given up (MAX_LOSSES = "
+                                        f"{MAX_LOSSES})", "", raised[i], lost[i])
+            self.say(f"  unit {key!r} was lost with its worker; sent again when a worker is there "
+                     f"(loss {lost[i]} of at most {MAX_LOSSES})")
+            return None
+        error = future.exception()
+        tb = future.traceback()
+        text = "".join(traceback.format_tb(tb)) if tb is not None else ""
+        if isinstance(error, KilledWorker):  # its workers died while running it, again and again
+            return UnitFailure(key, f"KilledWorker: the workers running it died "
+                                    f"{_allowed_failures() + 1} times (distributed.scheduler.allowed-failures)",
+                               text, raised[i], lost[i] + 1)
+        raised[i] += 1
+        if raised[i] <= RETRIES:
+            return None
+        return UnitFailure(key, f"{type(error).__name__}: {error}", text, raised[i], lost[i])
+
+    def _check_workers(self, pending: int) -> None:
+        """Nothing finished for a while: with no worker left, say so, and give up after ``wait_workers``."""
+        import time
+
+        if self.client.scheduler_info().get("workers"):
+            self._no_worker_since = None
+            return
+        now = time.monotonic()
+        if self._no_worker_since is None:
+            self._no_worker_since = now
+            self.say(f"  no worker left on {self.where}: {pending} units wait for one to join (up to "
+                     f"{self.wait_workers:g} s; --wait-workers)")
+        elif now - self._no_worker_since > self.wait_workers:
+            raise EngineError(f"no worker on {self.where} for {self.wait_workers:g} s (--wait-workers); "
+                              f"{pending} units were not done")
+        else:
+            self.say(f"  still no worker after {now - self._no_worker_since:.0f} s")
+
     def close(self):
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _allowed_failures() -> int:
+    import dask
+
+    return int(dask.config.get("distributed.scheduler.allowed-failures", 3))
 
 
 def _key_text(key) -> str:
@@ -321,10 +439,13 @@ def is_loopback(host: str) -> bool:
 
 @contextlib.contextmanager
 def engine(workers: int = 1, scheduler: Optional[str] = None, tls_ca_file=None, tls_cert=None, tls_key=None,
-           dashboard: bool = True):
+           dashboard: bool = True, connect_timeout: float = CONNECT_TIMEOUT_S, wait_workers: float = WAIT_WORKERS_S):
     """The engine for a run: serial, a local cluster of ``workers`` processes, or ``scheduler``'s cluster.
 
-    Closed (the local cluster stopped) when the block ends, Ctrl-C included.
+    ``connect_timeout``: seconds to reach the scheduler, handshake included (``EngineError`` after).
+    ``wait_workers``: seconds to wait for a first worker, and later for a new one when every worker was
+    lost, saying so every few seconds (``EngineError`` after). Closed (the local cluster stopped) when the
+    block ends, Ctrl-C included.
     """
     if scheduler is None and workers <= 1:
         yield SerialEngine()
@@ -333,7 +454,7 @@ def engine(workers: int = 1, scheduler: Optional[str] = None, tls_ca_file=None, 
 
     from distributed import Client, LocalCluster
 
-    cluster = None
+    client = cluster = None
     try:
         if scheduler is None:
             # 127.0.0.1 only: a scheduler runs whatever its clients send, so nothing outside this
@@ -363,27 +484,80 @@ def engine(workers: int = 1, scheduler: Optional[str] = None, tls_ca_file=None, 
 
                 security = Security(tls_ca_file=str(tls_ca_file), tls_client_cert=str(tls_cert),
                                     tls_client_key=str(tls_key), require_encryption=True)
-            client = Client(scheduler, security=security, timeout="30s")
-            info = client.scheduler_info()
-            n = len(info.get("workers", {}))
+            probe_scheduler(scheduler, security, connect_timeout)
+            client = Client(scheduler, security=security, timeout=f"{connect_timeout}s")
+            n = wait_for_workers(client, scheduler, wait_workers)
             description = f"scheduler {scheduler}, {n} workers"
-            if n == 0:
-                print(f"warning: {scheduler} has no workers yet: the units wait until one joins", file=sys.stderr)
             _check_worker_versions(client)
-    except EngineError:
+    except BaseException as e:
+        for opened in (client, cluster):  # a client left open would keep reconnecting to a scheduler that is gone
+            if opened is not None:
+                opened.close()
+        if isinstance(e, (OSError, TimeoutError, ValueError, TypeError)):
+            raise EngineError(f"could not reach the Dask scheduler {scheduler or '(local)'}: "
+                              f"{type(e).__name__}: {e}") from e
         raise
-    except (OSError, TimeoutError, ValueError, TypeError) as e:
-        if cluster is not None:
-            cluster.close()
-        raise EngineError(f"could not reach the Dask scheduler {scheduler or '(local)'}: "
-                          f"{type(e).__name__}: {e}") from e
-    eng = DaskEngine(client, description, cluster)
+    eng = DaskEngine(client, description, cluster, wait_workers)
     if "dashboard" not in client.scheduler_info().get("services", {}):
         eng.dashboard = None  # a scheduler started with --no-dashboard: no address to print
     try:
         yield eng
     finally:
         eng.close()
+
+
+def probe_scheduler(address: str, security=None, timeout: float = CONNECT_TIMEOUT_S) -> dict:
+    """Reach the scheduler at ``address`` and ask who it is, all within ``timeout`` seconds: ``EngineError``
+    when it does not answer (``distributed.Client`` waits without end for a peer that accepts the
+    connection and never answers). Returns its identity."""
+    import asyncio
+
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    args = (security or Security()).get_connection_args("client")
+
+    async def ask():
+        comm = await connect(address, timeout=timeout, **args)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        identity = asyncio.run(asyncio.wait_for(ask(), timeout))
+    except (asyncio.TimeoutError, TimeoutError):
+        raise EngineError(f"the Dask scheduler {address} did not answer within {timeout:g} s (connection and "
+                          "handshake; --connect-timeout): is it a Dask scheduler, and reachable?") from None
+    except (OSError, ValueError, TypeError) as e:
+        raise EngineError(f"could not reach the Dask scheduler {address}: {type(e).__name__}: {e}") from None
+    if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
+        raise EngineError(f"{address} answered, but not as a Dask scheduler does ({str(identity)[:80]!r})")
+    return identity
+
+
+def wait_for_workers(client, address: str, timeout: float = WAIT_WORKERS_S, say=None) -> int:
+    """Wait until the cluster has a worker, saying so every few seconds; their number, or ``EngineError``
+    after ``timeout`` seconds. (The scheduler is asked each time: the client's own list of workers lags.)"""
+    import time
+
+    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    start, said = time.monotonic(), False
+    while True:
+        waited = time.monotonic() - start
+        if waited >= timeout:
+            raise EngineError(f"no worker joined {address} within {timeout:g} s (--wait-workers): start workers "
+                              f"(dask worker {address} ...) or wait longer")
+        try:
+            client.wait_for_workers(1, timeout=min(PROGRESS_EVERY_S if said else 1, timeout - waited))
+            return max(1, len(client.scheduler_info().get("workers", {})))
+        except (TimeoutError, OSError):
+            if not said:
+                say(f"waiting for a worker to join {address} (up to {timeout:g} s; --wait-workers)")
+                said = True
+            else:
+                say(f"  still no worker on {address} after {time.monotonic() - start:.0f} s")
 
 
 def versions() -> dict:

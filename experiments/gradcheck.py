@@ -17,7 +17,8 @@ import numpy as np
 from experiments import layer_cases
 from experiments.compare import TOLERANCE
 from experiments.shadow import FLOAT32_RESOLUTION, error_ratio, verdict
-from experiments.writing import atomic_dir, environment_markdown, markdown_table, runs_dir
+from experiments.writing import (OutputError, atomic_dir, check_target, environment_markdown, markdown_table,
+                                 runs_dir)
 from experiments.arguments import at_least
 
 # name: (what against, dtype, scratch's path: True the fast one, False the plain one; docs/paths.md)
@@ -37,7 +38,7 @@ def add_arguments(parser):
                         help="layers to check (default: all); valid: " + ", ".join(layer_cases.CASES))
     parser.add_argument("--configs", type=at_least(1), default=10,
                         help="random configurations per layer and check (10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random configurations (0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="seed of the random configurations (0)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default=None,
                         help="only the checks in this dtype (default: both); float32 reports each twin's error "
                              "against torch float64 and their ratio")
@@ -183,6 +184,11 @@ def main(args) -> int:
                          "python -m experiments check PATH.py")
     if args.configs < 1:
         raise SystemExit("experiments gradcheck: --configs must be >= 1")
+    out = Path(args.out or runs_dir()) / "gradcheck"
+    try:
+        check_target(out)  # before the checks run: a folder this tool does not own is refused
+    except OutputError as e:
+        raise SystemExit(f"experiments gradcheck: error: {e}") from None
     start = time.perf_counter()
     rows = run_checks(names, args.configs, args.seed, args.dtype)
     seconds = time.perf_counter() - start
@@ -194,7 +200,6 @@ def main(args) -> int:
         vs64 = "" if f is None else (f"   vs float64, scratch / torch: {f['median_ratio']:.2f} ({f['verdict']})")
         print(f"{s['layer']:20s} {s['check']:24s} {s['configs']:7d} {s['worst_tensor']:16s} "
               f"{s['error']:9.2e} {s['tolerance']:7.0e}  {s['result']}{vs64}")
-    out = Path(args.out or runs_dir()) / "gradcheck"
     write_report(out, rows, summary, args, seconds)
     bad = sum(s["result"] != "ok" for s in summary)
     print(f"\n{len(summary) - bad}/{len(summary)} checks within tolerance; report written to {out}/report.md")

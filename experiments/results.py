@@ -16,8 +16,6 @@ appears whole or not at all.
 import csv
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments.shadow import comparison, error_ratio_verdict  # noqa: E402
-from experiments.writing import environment_markdown  # noqa: E402
+from experiments.writing import MARKER, OutputError, environment_markdown, owns, write_text_atomic  # noqa: E402
 from experiments.writing import markdown_table  # noqa: E402,F401  (the experiments take it from here too)
 
 COLUMNS = ("experiment", "impl", "mode", "seed", "step", "epoch", "metric", "value")
@@ -460,13 +458,12 @@ def write_index(out, catalogue_order=(), reference=None) -> Path:
                  f"is set beside the reference report in `{_relative(reference)}` (a run is comparable with it "
                  "only at the same profile, seed, mode and dtype). Each folder holds report.md, metrics.csv, "
                  "summary.json and plots.\n\n")
-    text = intro + markdown_table(rows, columns)
     path = out / "README.md"
-    fd, tmp = tempfile.mkstemp(prefix=".README.md.", dir=out)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; the index is for everyone to read
-    os.replace(tmp, path)  # atomic: readers see the old index or the new one
+    # README.md is a common name: the index goes only into a folder that is the runner's own.
+    if not owns(out):
+        raise OutputError(f"refusing to write the index {path}: {out} is not an output folder of this tool "
+                          f"(no {MARKER} in it)")
+    write_text_atomic(path, intro + markdown_table(rows, columns))
     return path
 
 

