@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from experiments.check import cli_networks
 from experiments.check.layer import check_class
 from experiments.check.recognize import BOOK
 
@@ -19,6 +20,7 @@ def add_arguments(parser):
     parser.add_argument("--configs", type=int, default=5, help="random shapes per layer and mode (5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the checker's stream (0)")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one record per layer")
+    cli_networks.add_arguments(parser)
 
 
 def main(args) -> int:
@@ -50,10 +52,13 @@ def main(args) -> int:
                   f"(it has {', '.join(classes) or 'none'})", file=sys.stderr)
             return 2
         classes = OrderedDict((n, classes[n]) for n in args.layers)
+    if getattr(args, "train", False):
+        return cli_networks.main_train(args, mod, path)
     reports = [check_class(n, c, np.dtype(args.dtype), args.configs, args.seed) for n, c in classes.items()]
+    others = cli_networks.check_all(args, mod)
     if args.json:
-        print(json.dumps([r for r, _ in reports], indent=1))
-    else:
+        print(json.dumps([r for r, _ in reports] + [r for r, _ in others], indent=1))
+    elif reports:
         print(f"{'layer':22s} {'against':26s} {'configs':>7s} {'worst':>9s}  verdict")
         for r, results in reports:
             worst = "-" if r["worst"] is None else f"{r['worst']:9.2e}"
@@ -66,8 +71,10 @@ def main(args) -> int:
                 where = ", ".join(filter(None, (shown.dtype, shown.mode, shown.inputs)))
                 print(f"    first failing configuration: {where}")
                 print("\n".join("    " + line for line in str(shown).splitlines()[1:]))
-    checked = [r for r, _ in reports if r["checked"]]
+    if not args.json:
+        cli_networks.print_table(others)
+    checked = [r for r, _ in reports + others if r["checked"]]
     if not checked:
-        print(f"experiments check: no layer class it knows in {path}", file=sys.stderr)
+        print(f"experiments check: no layer, network or optimizer class it knows in {path}", file=sys.stderr)
         return 2
     return 0 if all(r["ok"] for r in checked) else 1

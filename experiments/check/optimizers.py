@@ -471,3 +471,36 @@ def assert_optimizer_matches_torch(opt, **kwargs) -> CheckResult:
     if not result.ok:
         raise AssertionError("\n" + str(result))
     return result
+
+
+def optimizers_in(namespace: dict) -> "OrderedDict[str, object]":
+    """The optimizers of a module's namespace: classes with ``update`` and functions named as a known rule."""
+    found = OrderedDict()
+    for n, v in namespace.items():
+        if n.startswith("_"):
+            continue
+        if inspect.isclass(v) and inspect.isfunction(getattr(v, "update", None)):  # not dict.update
+            if len(inspect.signature(v.update).parameters) >= 3:  # self, params, grads
+                found[n] = v
+        elif inspect.isfunction(v) and family_of(n) is not None:
+            try:
+                positional = [p for p in inspect.signature(v).parameters.values()
+                              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            except (TypeError, ValueError):
+                continue
+            if len(positional) >= 2:
+                found[n] = v
+    return found
+
+
+def check_optimizer_named(name, obj, *, steps: int = DEFAULT_STEPS, dtype=np.float64, seed: int = 0):
+    """The command line's check of one optimizer class (built with its defaults) or function."""
+    if inspect.isclass(obj):
+        try:
+            obj = obj()
+        except Exception as e:  # noqa: BLE001 - a constructor that needs arguments
+            result = CheckResult(name, "torch.optim")
+            result.refused = (f"cannot build {name}() with its defaults ({type(e).__name__}: {e}); from Python: "
+                              f"check_optimizer({name}(lr=...))")
+            return result
+    return check_optimizer(obj, steps=steps, dtype=dtype, seed=seed, name=name)

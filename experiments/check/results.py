@@ -96,3 +96,11 @@ class CheckResult:
                              f"{r.scaled:9.2e} {r.tolerance:7.0e}  {str(r.where):14s} {r.verdict}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def summary_record(result: CheckResult, kind: str, **extra) -> dict:
+    """The command line's JSON record of one checked item (a network, an optimizer), as ``check_class``'s."""
+    worst = result.worst
+    worst = float(worst) if worst == worst and worst not in (float("inf"),) else None  # JSON: no nan, no inf
+    return dict(kind=kind, layer=result.layer, against=result.against, ok=result.ok, checked=True, worst=worst,
+                diagnosis=result.diagnosis, verdict=result.verdict, dtype=result.dtype, **extra)
