@@ -75,6 +75,6 @@ def main(args) -> int:
         cli_networks.print_table(others)
     checked = [r for r, _ in reports + others if r["checked"]]
     if not checked:
-        print(f"experiments check: no layer, network or optimizer class it knows in {path}", file=sys.stderr)
+        print(f"experiments check: no layer class it knows in {path}, nor a network or an optimizer", file=sys.stderr)
         return 2
     return 0 if all(r["ok"] for r in checked) else 1

@@ -65,9 +65,11 @@ NUMERICAL_AGREE = 1e-4
 class NeedsArguments(Exception):
     """The network's constructor has arguments without default that cannot be guessed."""
 
-    def __init__(self, cls, names):
+    def __init__(self, cls, names, order=(), known=None):
         self.names = names
-        example = ", ".join(f"{n}=..." for n in names)
+        known = known or {}
+        example = ", ".join(f"{n}={known[n]!r}" if n in known else f"{n}=..." for n in (order or names)
+                            if n in known or n in names)
         super().__init__(f"{cls.__name__} needs {', '.join(names)} (no default, not one of the book's names "
                          f"{', '.join(GUESSES)}); pass --args {' '.join(f'{n}=VALUE' for n in names)}, or from "
                          f"Python: check_network({cls.__name__}({example}))")
@@ -94,7 +96,8 @@ def build_network(cls, args: dict | None = None, seed: int = 0):
             else:
                 missing.append(p.name)
     if missing:
-        raise NeedsArguments(cls, missing)
+        order = [p for p in list(inspect.signature(cls.__init__).parameters)[1:]]
+        raise NeedsArguments(cls, missing, order, kwargs)
     if args:
         raise ValueError(f"{cls.__name__} takes no argument {', '.join(args)}")
     saved = np.random.get_state()
