@@ -30,7 +30,7 @@ import copy
 import inspect
 import itertools
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -226,6 +226,21 @@ def torch_trajectory(family, hyper, params0, stream, dtype):
     return {k: np.stack(v) for k, v in path.items()}, torch_signature(opt)
 
 
+def default_eps(family, hyper):
+    """The eps torch.optim runs with for these hyperparameters (None for SGD)."""
+    return torch_optimizer(family, hyper, [torch.zeros(1)]).param_groups[0].get("eps")
+
+
+@dataclass
+class OptimizerResult(CheckResult):
+    """``CheckResult`` of an optimizer: also its rule's ``family``, the ``hyper``parameters read, and the
+    ``variant`` ({axis: value}) that reproduces its trajectory when one does."""
+
+    family: str = ""
+    hyper: dict = field(default_factory=dict)
+    variant: dict = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Variant:
     """One change to torch's rule. ``kind``: "design" (a published formulation) or "bug"."""
@@ -277,61 +292,78 @@ def _variants(family: str, hyper: dict, torch_eps):
     return axes
 
 
-def variant_trajectory(family, hyper, chosen: dict, params0, stream, dtype, steps=None, torch_eps=None):
-    """Torch's rule with the variants in ``chosen`` ({axis: value}) applied, written in torch operations."""
-    td = torch_dtype(dtype)
-    lr = hyper.get("lr", {"sgd": 1e-3, "momentum": 1e-3, "nesterov": 1e-3, "adagrad": 1e-2, "rmsprop": 1e-2,
-                          "adam": 1e-3}[family])
-    m = hyper.get("momentum", 0.9)
-    alpha = hyper.get("alpha", 0.99)
-    b1, b2 = hyper.get("beta1", 0.9), hyper.get("beta2", 0.999)
-    eps = chosen.get("eps") if chosen.get("eps") is not None else torch_eps
-    inside = chosen.get("place") == "inside"
-    path = {k: [] for k in params0}
-    state = {k: {} for k in params0}
-    p = OrderedDict((k, torch.tensor(v, dtype=td)) for k, v in params0.items())
-    for t, grads in enumerate(stream[:steps], start=1):
-        for k in p:
-            g, s = torch.tensor(grads[k], dtype=td), state[k]
+class TorchRule:
+    """Torch's rule for ``family`` with the variants in ``chosen`` ({axis: value}) applied, in torch operations.
+
+    ``step(params, grads)`` updates a dict of tensors in place. With no variant it is torch.optim's rule (the
+    test suite holds it to torch.optim over 50 steps); the lockstep trainer uses it where the user's optimizer
+    differs from torch.optim by design.
+    """
+
+    def __init__(self, family, hyper, chosen=None, torch_eps=None):
+        self.family, self.chosen, self.t, self.state = family, dict(chosen or {}), 0, {}
+        self.lr = hyper.get("lr", {"sgd": 1e-3, "momentum": 1e-3, "nesterov": 1e-3, "adagrad": 1e-2,
+                                   "rmsprop": 1e-2, "adam": 1e-3}[family])
+        self.m, self.alpha = hyper.get("momentum", 0.9), hyper.get("alpha", 0.99)
+        self.b1, self.b2 = hyper.get("beta1", 0.9), hyper.get("beta2", 0.999)
+        self.eps = self.chosen.get("eps") if self.chosen.get("eps") is not None else torch_eps
+        self.inside = self.chosen.get("place") == "inside"
+
+    def _denom(self, v):
+        return torch.sqrt(v + self.eps) if self.inside else torch.sqrt(v) + self.eps
+
+    @torch.no_grad()
+    def step(self, params, grads):
+        self.t += 1
+        family, chosen, lr, m = self.family, self.chosen, self.lr, self.m
+        for k, p in params.items():
+            g, s = grads[k], self.state.setdefault(k, {})
             if family == "sgd":
-                p[k] = p[k] - lr * g
+                new = p - lr * g
             elif family in ("momentum", "nesterov"):
                 form = chosen.get("nesterov", "torch") if family == "nesterov" else "plain"
                 sign = chosen.get("sign", 1)
                 if form == "velocity-first":
                     v = s.get("v", torch.zeros_like(g)) * m - lr * g
                     s["v"] = v
-                    p[k] = p[k] + sign * (m * m * v - (1 + m) * lr * g)
+                    new = p + sign * (m * m * v - (1 + m) * lr * g)
                 else:
                     b = g.clone() if "b" not in s else s["b"] * m + g
                     s["b"] = b
-                    step = g + m * b if form == "torch" else b
-                    p[k] = p[k] - sign * lr * step
+                    new = p - sign * lr * (g + m * b if form == "torch" else b)
             elif family in ("adagrad", "rmsprop"):
                 h = s.get("h", torch.zeros_like(g))
-                h = h + g * g if family == "adagrad" else h * alpha + (1 - alpha) * g * g
+                h = h + g * g if family == "adagrad" else h * self.alpha + (1 - self.alpha) * g * g
                 s["h"] = h
-                denom = torch.sqrt(h + eps) if inside else torch.sqrt(h) + eps
-                p[k] = p[k] - lr * g / denom
-            elif family == "adam":
+                new = p - lr * g / self._denom(h)
+            else:  # adam
+                b1, b2 = self.b1, self.b2
                 mm = s.get("m", torch.zeros_like(g)) * b1 + (1 - b1) * g
                 vv = s.get("v", torch.zeros_like(g)) * b2 + (1 - b2) * g * g
                 s["m"], s["v"] = mm, vv
-                tt = t + chosen.get("offset", 0)
+                tt = self.t + chosen.get("offset", 0)
                 bc1, bc2 = 1 - b1 ** tt, 1 - b2 ** tt
                 bias = chosen.get("bias", "torch")
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    if bias == "torch":
-                        vhat = vv / bc2 if bc2 != 0 else vv * float("inf")
-                        denom = torch.sqrt(vhat + eps) if inside else torch.sqrt(vhat) + eps
-                        p[k] = p[k] - (lr / bc1 if bc1 != 0 else float("inf")) * mm / denom
-                    elif bias == "folded":
-                        lr_t = lr * np.sqrt(bc2) / bc1 if bc1 != 0 else float("nan")
-                        denom = torch.sqrt(vv + eps) if inside else torch.sqrt(vv) + eps
-                        p[k] = p[k] - lr_t * mm / denom
-                    else:
-                        denom = torch.sqrt(vv + eps) if inside else torch.sqrt(vv) + eps
-                        p[k] = p[k] - lr * mm / denom
+                if bias == "torch":
+                    vhat = vv / bc2 if bc2 != 0 else vv * float("inf")
+                    new = p - (lr / bc1 if bc1 != 0 else float("inf")) * mm / self._denom(vhat)
+                elif bias == "folded":
+                    lr_t = lr * np.sqrt(bc2) / bc1 if bc1 != 0 else float("nan")
+                    new = p - lr_t * mm / self._denom(vv)
+                else:
+                    new = p - lr * mm / self._denom(vv)
+            p.copy_(new)
+
+
+def variant_trajectory(family, hyper, chosen: dict, params0, stream, dtype, steps=None, torch_eps=None):
+    """``TorchRule`` over the stream: {name: (steps, *shape)}."""
+    td = torch_dtype(dtype)
+    rule = TorchRule(family, hyper, chosen, torch_eps)
+    p = OrderedDict((k, torch.tensor(v, dtype=td)) for k, v in params0.items())
+    path = {k: [] for k in params0}
+    for grads in stream[:steps]:
+        rule.step(p, {k: torch.tensor(g, dtype=td) for k, g in grads.items()})
+        for k in p:
             path[k].append(p[k].numpy().copy())
     return {k: np.stack(v) for k, v in path.items()}
 
@@ -379,7 +411,7 @@ def check_optimizer(opt, *, steps: int = DEFAULT_STEPS, dtype=np.float64, seed: 
     """
     name = name or _name(opt)
     family = family or family_of(name)
-    result = CheckResult(name, "torch.optim")
+    result = OptimizerResult(name, "torch.optim", family=family)
     dtype = np.dtype(dtype)
     if family is None:
         result.refused = (f"no torch.optim rule known for {name!r} (names known: "
@@ -405,6 +437,7 @@ def check_optimizer(opt, *, steps: int = DEFAULT_STEPS, dtype=np.float64, seed: 
         result.refused = str(e)
         return result
     hyper = adapter.hyper()
+    result.hyper = hyper
     ref, signature = torch_trajectory(family, hyper, params0, stream, dtype)
     result.against = signature
     result.dtype = str(dtype)
@@ -421,7 +454,7 @@ def check_optimizer(opt, *, steps: int = DEFAULT_STEPS, dtype=np.float64, seed: 
     if first is None:
         return result
     result.notes.append(f"the trajectories part at step {first} of {steps}")
-    torch_eps = torch_optimizer(family, hyper, [torch.zeros(1)]).param_groups[0].get("eps")
+    torch_eps = default_eps(family, hyper)
     _explain(result, family, hyper, params0, stream, dtype, tol, ours, first, torch_eps)
     return result
 
@@ -451,6 +484,7 @@ def _explain(result, family, hyper, params0, stream, dtype, tol, ours, first, to
                 f"trajectory over all {len(stream)} steps")
             result.diagnoses.append(Diagnosis("optim-" + "+".join(str(v.axis) for v in changed), kind, text,
                                               tuple(r.name for r in result.records if not r.ok)))
+            result.variant = chosen  # what the lockstep trainer applies to torch
             return
         if parted > best[0]:
             best = (parted, changed)
@@ -499,7 +533,7 @@ def check_optimizer_named(name, obj, *, steps: int = DEFAULT_STEPS, dtype=np.flo
         try:
             obj = obj()
         except Exception as e:  # noqa: BLE001 - a constructor that needs arguments
-            result = CheckResult(name, "torch.optim")
+            result = OptimizerResult(name, "torch.optim")
             result.refused = (f"cannot build {name}() with its defaults ({type(e).__name__}: {e}); from Python: "
                               f"check_optimizer({name}(lr=...))")
             return result
