@@ -362,7 +362,10 @@ def _check_network(result, net, x, t, batch, seed, numerical):
     if not isinstance(grads, dict):
         raise Refused(f"gradient(x, t) returned {type(grads).__name__}, not a dict keyed as params")
     calls = rec.calls
-    ref_loss, ref_grads = _twin_run(net, twins, loss_twin, calls, loss_name, x, t, dtype, owner)
+    twin = Twin(net, twins, loss_twin, owner, dtype)
+    loss_t = twin.loss(twin.forward(x, True, calls), t)
+    ref_grads = twin.backward(loss_t)
+    ref_loss = float(loss_t.detach())
     e = compare_arrays("loss", np.float64(loss), np.float64(ref_loss))
     result.records.append(TensorRecord("loss", "loss", (), str(dtype), e.max_abs, e.scaled, (), tol,
                                        "ok" if e.scaled <= tol else "FAIL"))
@@ -413,41 +416,102 @@ def _transposed(seq, lname, attr) -> bool:
         case_for(type(layer).__name__, type(layer)).against == "torch.nn.Linear"
 
 
-def _twin_run(net, twins, loss_twin, calls, loss_name, x, t, dtype, owner):
-    """The twin's loss and gradients ({params key: array in the layer's layout}), with the network's masks."""
-    td = torch_dtype(dtype)
-    h = torch.tensor(x, dtype=td)
-    for name, layer, module in twins:
-        call = calls[name]
-        if isinstance(module, nn.Dropout):
-            train = _train_flag(call)
-            if train:
-                keep = call.mask if call.mask is not None else (call.out != 0)
+class Twin:
+    """The torch twin of a book-style network: its layers' modules, loss and weight decay, the network's masks.
+
+    ``variants`` applies the book's by-design differences found by ``check_network`` (``design_variants``):
+    ``log_eps`` (eps inside the loss's log), ``book_dropout`` (no 1/(1-p) in training, x(1-p) at eval) and
+    ``bn_eps`` ({layer: eps}); the lockstep trainer uses them, the network check compares with plain torch.
+    """
+
+    def __init__(self, net, twins, loss_twin, owner, dtype, variants=None):
+        self.twins, self.loss_twin, self.owner, self.dtype = twins, loss_twin, owner, dtype
+        self.td = torch_dtype(dtype)
+        self.variants = dict(variants or {})
+        self.lam = float(getattr(net, "weight_decay_lambda", 0) or 0)
+        self.modules = {n: m for n, _, m in twins}
+        for n, eps in self.variants.get("bn_eps", {}).items():
+            self.modules[n].eps = eps
+        self.params = OrderedDict((k, getattr(self.modules[lname], _torch_param(attr)))
+                                  for k, (lname, attr) in owner.items())
+
+    def forward(self, x, train: bool, calls=None):
+        """Logits for ``x``; in training, each dropout keeps what the network's dropout kept (``calls``)."""
+        td, book = self.td, self.variants.get("book_dropout", False)
+        h = torch.as_tensor(np.asarray(x), dtype=td)
+        for name, layer, module in self.twins:
+            if isinstance(module, nn.Dropout):
                 p = module.p
-                h = h * torch.tensor(np.asarray(keep != 0), dtype=td) * (0.0 if p == 1 else 1 / (1 - p))
-        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.train(_train_flag(call))
-            h = module(h)
-        else:
-            h = module(h)
-    tt = torch.tensor(t) if np.issubdtype(t.dtype, np.integer) else torch.tensor(t, dtype=td)
-    loss = loss_twin(h, tt)
-    lam = float(getattr(net, "weight_decay_lambda", 0) or 0)
-    if lam:  # the book's weight decay: 0.5 * lambda * sum of the squared weights W1, W2 ... in the loss
-        by_key = {k: v for k, v in owner.items() if k.startswith("W")}
-        for k, (lname, attr) in by_key.items():
-            m = dict((n, mm) for n, _, mm in twins)[lname]
-            loss = loss + 0.5 * lam * (getattr(m, _torch_param(attr)) ** 2).sum()
-    modules = {n: m for n, _, m in twins}
-    for m in modules.values():
-        m.zero_grad(set_to_none=True)
-    loss.backward()
-    grads = {}
-    for key, (lname, attr) in owner.items():
-        p = getattr(modules[lname], _torch_param(attr))
-        g = p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape))
-        grads[key] = g.T if isinstance(modules[lname], nn.Linear) and g.ndim == 2 else g
-    return float(loss.detach()), grads
+                call = calls[name] if calls else None
+                if call is not None and _train_flag(call) and train:
+                    keep = call.mask if call.mask is not None else (call.out != 0)
+                    scale = 1.0 if book else (0.0 if p == 1 else 1 / (1 - p))
+                    h = h * torch.tensor(np.asarray(keep != 0), dtype=td) * scale
+                elif book:
+                    h = h * (1 - p)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train(train if call_flag(calls, name) is None else call_flag(calls, name))
+                h = module(h)
+            else:
+                h = module(h)
+        return h
+
+    def loss(self, h, t):
+        t = np.asarray(t)
+        eps = self.variants.get("log_eps")
+        tt = torch.as_tensor(t) if np.issubdtype(t.dtype, np.integer) else torch.as_tensor(t, dtype=self.td)
+        if eps is None:
+            loss = self.loss_twin(h, tt)
+        else:  # the book's cross_entropy_error: -log(softmax + eps), averaged over the batch
+            logp = torch.log(torch.softmax(h, dim=1) + eps)
+            loss = -(logp[torch.arange(len(t)), tt].mean() if tt.ndim == 1 else (tt * logp).sum() / len(t))
+        if self.lam:  # the book's weight decay: 0.5 * lambda * sum of the squared weights W1, W2 ... in the loss
+            for k, p in self.params.items():
+                if k.startswith("W"):
+                    loss = loss + 0.5 * self.lam * (p ** 2).sum()
+        return loss
+
+    def backward(self, loss) -> dict:
+        """Gradients of ``loss``, {params key: array in the network's layout}."""
+        for p in self.params.values():
+            p.grad = None
+        loss.backward()
+        return {k: self._layout(k, p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape)))
+                for k, p in self.params.items()}
+
+    def _layout(self, key, value):
+        lname, _ = self.owner[key]
+        return value.T if isinstance(self.modules[lname], nn.Linear) and value.ndim == 2 else value
+
+    def state_dict(self) -> dict:
+        return {k: self._layout(k, p.detach().numpy()).copy() for k, p in self.params.items()}
+
+
+def call_flag(calls, name):
+    """The mode a layer was called in inside the network, or None when it was not recorded."""
+    return _train_flag(calls[name]) if calls and calls.get(name) is not None and calls[name].inputs is not None \
+        else None
+
+
+def design_variants(result) -> tuple:
+    """({variant: value} for ``Twin``, [by-design texts it cannot apply]) from a network check's diagnoses."""
+    import re
+
+    variants, left = {}, []
+    for d in result.diagnoses:
+        if d.kind == "bug":
+            continue
+        layer, _, text = d.text.partition(": ")
+        number = re.search(r"eps = ([0-9.eE+-]+)", text)
+        if d.code == "log-eps" and number:
+            variants["log_eps"] = float(number.group(1))
+        elif d.code == "dropout":
+            variants["book_dropout"] = True
+        elif d.code == "bn-eps" and number:
+            variants.setdefault("bn_eps", {})[layer] = float(number.group(1))
+        elif d.code not in ("upstream", "running-var"):  # these two do not change a training step's loss
+            left.append(d.text)
+    return variants, left
 
 
 def _train_flag(call) -> bool:
