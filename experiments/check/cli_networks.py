@@ -7,6 +7,9 @@ import numpy as np
 from experiments.check.networks import DEFAULT_BATCH, check_network_named, networks_in
 from experiments.check.optimizers import DEFAULT_STEPS, check_optimizer_named, optimizers_in
 from experiments.check.results import summary_record
+from experiments.check.training import DEFAULT_BATCH as TRAIN_BATCH
+from experiments.check.training import DEFAULT_STEPS as TRAIN_STEPS
+from experiments.check.training import main_train  # noqa: F401  (cli.main calls it through this module)
 
 
 def add_arguments(parser):
@@ -16,6 +19,18 @@ def add_arguments(parser):
                              "hidden_size_list, output_size and input_dim are guessed (MNIST-shaped) when absent")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                         help=f"batch of MNIST-shaped images a network is checked on ({DEFAULT_BATCH})")
+    train = parser.add_argument_group("training in lockstep (--train)")
+    train.add_argument("--train", action="store_true",
+                       help="train each network class of the file and its torch twin in lockstep, write a report")
+    train.add_argument("--steps", type=int, default=TRAIN_STEPS, help=f"training steps ({TRAIN_STEPS})")
+    train.add_argument("--train-batch", type=int, default=TRAIN_BATCH, help=f"training batch size ({TRAIN_BATCH})")
+    train.add_argument("--optimizer", metavar="NAME",
+                       help="an optimizer class or function of the file (default: plain SGD, lr 0.1)")
+    train.add_argument("--lr", type=float, help="learning rate given to --optimizer's class (or to plain SGD)")
+    train.add_argument("--data", choices=("mnist", "synthetic"), default="mnist",
+                       help="MNIST (cached; fetched once) or generated MNIST-like digits (mnist)")
+    train.add_argument("--network", nargs="+", metavar="NAME", help="train only these network classes")
+    train.add_argument("--out", help="report folder (default: runs/check/FILE/NETWORK)")
     parser.add_argument("--optim-steps", type=int, default=DEFAULT_STEPS,
                         help=f"optimizer steps on the checker's gradient stream ({DEFAULT_STEPS})")
 

@@ -460,11 +460,13 @@ class Twin:
         t = np.asarray(t)
         eps = self.variants.get("log_eps")
         tt = torch.as_tensor(t) if np.issubdtype(t.dtype, np.integer) else torch.as_tensor(t, dtype=self.td)
-        if eps is None:
-            loss = self.loss_twin(h, tt)
-        else:  # the book's cross_entropy_error: -log(softmax + eps), averaged over the batch
-            logp = torch.log(torch.softmax(h, dim=1) + eps)
-            loss = -(logp[torch.arange(len(t)), tt].mean() if tt.ndim == 1 else (tt * logp).sum() / len(t))
+        loss = self.loss_twin(h, tt)
+        if eps is not None:
+            # The book's value, -log(softmax + eps) averaged over the batch, with torch's gradient: the book's
+            # SoftmaxWithLoss.backward returns (y - t) / N, the gradient of the loss without eps.
+            logp = torch.log(torch.softmax(h.detach(), dim=1) + eps)
+            value = -(logp[torch.arange(len(t)), tt].mean() if tt.ndim == 1 else (tt * logp).sum() / len(t))
+            loss = loss + (value - loss.detach())
         if self.lam:  # the book's weight decay: 0.5 * lambda * sum of the squared weights W1, W2 ... in the loss
             for k, p in self.params.items():
                 if k.startswith("W"):
