@@ -95,14 +95,15 @@ class Affine:
         self.db = None
 
     def forward(self, x):
-        self.x = x
-        return np.dot(x, self.W) + self.b
+        self.x_shape = x.shape  # a convolution's (N, C, H, W) output is flattened, and dx shaped back
+        self.x = x.reshape(len(x), -1)
+        return np.dot(self.x, self.W) + self.b
 
     def backward(self, dout):
         dx = np.dot(dout, self.W.T)
         self.dW = np.dot(self.x.T, dout)
         self.db = np.sum(dout, axis=0)
-        return dx
+        return dx.reshape(self.x_shape)
 
 
 class SoftmaxWithLoss:

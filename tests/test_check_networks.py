@@ -63,8 +63,8 @@ def test_conv_net_with_inverted_dropout_matches_torch_with_shared_masks():
 def test_books_dropout_and_loss_differ_by_design():
     np.random.seed(1)
     r = check_network(N.SmallConvNet(book_dropout=True, book_loss=True), batch=3)
-    assert r.verdict.startswith("differs from torch: "), r.verdict
-    assert "last_layer: out: the loss has eps = 1e-07" in r.verdict and "layers[5]: out, dx are (1 - p)" in r.verdict
+    assert r.verdict.startswith("differs by design: "), r.verdict
+    assert "last_layer: out: the loss has eps = 1e-07" in r.verdict and "layers[5]: non-inverted dropout: out, dx are (1 - p)" in r.verdict
 
 
 def test_bug_in_a_conv_net_given_as_a_list_is_located():

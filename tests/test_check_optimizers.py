@@ -191,7 +191,7 @@ def test_float32_is_held_to_float32_tolerance():
 # -- variants named exactly ---------------------------------------------------------------------------------
 def test_book_adam_form_differs_by_design():
     r = check_optimizer(Adam(eps=1e-7, bias="folded"), name="Adam")
-    assert r.verdict.startswith("differs from torch: "), r.verdict
+    assert r.verdict.startswith("differs by design: "), r.verdict
     assert [d.code for d in r.diagnoses] == ["optim-bias"]
     assert "folded into the learning rate" in r.verdict and "reproduces the trajectory over all 200" in r.verdict
     assert "the trajectories part at step 1 of 200" in r.notes
@@ -210,14 +210,14 @@ def test_eps_value_hard_coded_is_named():
             del self.eps
 
     r = check_optimizer(AdaGradBookEps(), name="AdaGrad")
-    assert r.verdict.startswith("differs from torch: eps = 1e-07 (torch's default is 1e-10"), r.verdict
+    assert r.verdict.startswith("differs by design: eps = 1e-07 (torch's default is 1e-10"), r.verdict
 
 
 @pytest.mark.parametrize("opt,family", [(AdaGrad(inside=True), "adagrad"), (Adam(inside=True), "adam")])
 def test_eps_inside_the_square_root_is_named(opt, family):
     r = check_optimizer(opt, family=family)
     assert [d.code for d in r.diagnoses] == ["optim-place"], r.verdict
-    assert "eps inside the square root" in r.verdict and r.verdict.startswith("differs from torch")
+    assert "eps inside the square root" in r.verdict and r.verdict.startswith("differs by design")
 
 
 def test_missing_bias_correction_is_a_mismatch_named_exactly():
@@ -266,7 +266,7 @@ def test_user_error_is_reported_not_passed():
             raise ZeroDivisionError("oops")
 
     r = check_optimizer(Broken(), family="sgd")
-    assert r.verdict.startswith("mismatch: the optimizer's step 1 raised ZeroDivisionError: oops"), r.verdict
+    assert r.verdict.startswith("error: the optimizer's step 1 raised ZeroDivisionError: oops"), r.verdict
 
 
 def test_unknown_family_is_refused_with_the_way_to_name_it():

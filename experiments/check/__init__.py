@@ -42,10 +42,13 @@ inputs and weights per layer kind), adapters (the user's side of the comparison)
 counterpart a class is checked against), torchrun (the one way of running torch), diagnoses, adjoint (the
 dot-product test), layer (check_layer, check_class) and cli (``experiments check``).
 """
+from experiments.check.adapters import FunctionPair, LossFunction
 from experiments.check.adjoint import ADJOINT_STEP, ADJOINT_TOL, dot_product_test
+from experiments.check.diagnoses import VARIANTS
 from experiments.check.inputs import CHECK_STREAM, checker_rng
-from experiments.check.layer import assert_matches_torch, check_class, check_layer
-from experiments.check.results import CheckResult, Diagnosis, Refused, TensorRecord
+from experiments.check.layer import assert_matches_torch, check_class, check_functions, check_layer
+from experiments.check.results import CheckResult, Diagnosis, Refused, TensorRecord, UserCodeError
 
-__all__ = ["ADJOINT_STEP", "ADJOINT_TOL", "CHECK_STREAM", "CheckResult", "Diagnosis", "Refused", "TensorRecord",
-           "assert_matches_torch", "check_class", "check_layer", "checker_rng", "dot_product_test"]
+__all__ = ["ADJOINT_STEP", "ADJOINT_TOL", "CHECK_STREAM", "CheckResult", "Diagnosis", "FunctionPair", "LossFunction",
+           "Refused", "TensorRecord", "UserCodeError", "VARIANTS", "assert_matches_torch", "check_class",
+           "check_functions", "check_layer", "checker_rng", "dot_product_test"]

@@ -11,6 +11,9 @@ from experiments.check.results import Refused
 # The layer's attribute names for torch's tensors, the one list the checker looks through.
 PARAM_NAMES = {"weight": ("W", "w", "weight", "gamma"), "bias": ("b", "bias", "beta"),
                "running_mean": ("running_mean",), "running_var": ("running_var",)}
+# forward's mode argument and a dropout constructor's rate, by the names learners give them.
+MODE_ARGS = ("train_flg", "train", "training", "is_training", "train_mode")
+RATE_ARGS = ("dropout_ratio", "ratio", "p", "rate", "drop_rate", "dropout", "drop_prob", "prob")
 # The attributes that hold a learnable parameter (W, b, gamma, beta...), in the order they are looked for.
 PARAM_ATTRS = PARAM_NAMES["weight"] + PARAM_NAMES["bias"]
 
@@ -150,9 +153,12 @@ def user_value(layer, slot, grad: bool):
 
 def forward_names(layer, n) -> list:
     """Names of forward's positional inputs (x, t ...), for the records dx, dt."""
+    given = list(getattr(layer, "input_names", ()))[:n]
+    if given:
+        return given + [f"input{i}" for i in range(len(given), n)]
     try:
         ps = [p for p in inspect.signature(layer.forward).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name.lower() not in MODE_ARGS]
         names = [p.name for p in ps][:n]
     except (TypeError, ValueError):
         names = []
@@ -165,11 +171,17 @@ def call_forward(layer, inputs, train):
         if hasattr(layer, "zero_grad"):
             layer.zero_grad()
         return layer.forward(*inputs)
+    flag = mode_arg(layer.forward)
+    return layer.forward(*inputs, **{flag: bool(train)}) if flag else layer.forward(*inputs)
+
+
+def mode_arg(function):
+    """The name of a forward's train/eval argument (train_flg, train, training, is_training), or None."""
     try:
-        has_flag = "train_flg" in inspect.signature(layer.forward).parameters
+        params = inspect.signature(function).parameters
     except (TypeError, ValueError):
-        has_flag = False
-    return layer.forward(*inputs, train_flg=bool(train)) if has_flag else layer.forward(*inputs)
+        return None
+    return next((p for p in params if p.lower() in MODE_ARGS), None)
 
 
 def is_dropout(module) -> bool:
@@ -192,5 +204,69 @@ def dropout_keep(layer, out, x):
 def ctor_args(cls):
     try:
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    except (TypeError, ValueError):
+        return []
+
+
+def rate_arg(cls):
+    """The name of a dropout constructor's rate argument (dropout_ratio, ratio, p, rate...), or None."""
+    return next((a for a in ctor_args(cls) if a.lower() in RATE_ARGS), None)
+
+
+class FunctionPair:
+    """A book-style layer around CS231n-style functions, so that one checker serves both.
+
+    ``forward_fn(*arrays, *extra) -> (out, cache)`` and ``backward_fn(dout, cache)`` -> one gradient per array
+    argument (a tuple, or one array). ``param`` is the dict among ``extra`` that carries the mode
+    (``{"mode": "train"}`` / ``"test"``), as CS231n's bn_param and dropout_param do. A dropout's keep mask is
+    read from the cache (its first array of the input's shape).
+    """
+
+    def __init__(self, forward_fn, backward_fn, extra=(), names=None, param=None):
+        self.forward_fn, self.backward_fn, self.extra, self.param = forward_fn, backward_fn, tuple(extra), param
+        self.input_names = list(names or function_inputs(forward_fn))
+        self.cache = self.mask = None
+
+    def forward(self, *arrays, train_flg=True):
+        if self.param is not None:
+            self.param["mode"] = "train" if train_flg else "test"
+        got = self.forward_fn(*arrays, *self.extra)
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise TypeError(f"{self.forward_fn.__name__} returned {type(got).__name__}, not (out, cache)")
+        out, self.cache = got
+        x = arrays[0]
+        parts = self.cache if isinstance(self.cache, (tuple, list)) else (self.cache,)
+        self.mask = next((c for c in parts if isinstance(c, np.ndarray) and c.shape == np.shape(x)
+                          and c is not x), None)
+        return out
+
+    def backward(self, dout):
+        return self.backward_fn(dout, self.cache)
+
+
+class LossFunction:
+    """A book-style layer around a loss function ``f(x, y) -> (loss, dx)`` (CS231n's softmax_loss, svm_loss):
+    it takes no dout, so it is checked with dout = 1."""
+
+    def __init__(self, function):
+        self.function = function
+        self.input_names = list(function_inputs(function))[:2]
+        self.dx = None
+
+    def forward(self, x, y):
+        got = self.function(x, y)
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise TypeError(f"{self.function.__name__} returned {type(got).__name__}, not (loss, dx)")
+        loss, self.dx = got
+        return loss
+
+    def backward(self, dout):
+        return self.dx
+
+
+def function_inputs(function) -> list:
+    try:
+        return [p.name for p in inspect.signature(function).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
         return []

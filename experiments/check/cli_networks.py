@@ -1,5 +1,6 @@
 """The command line's part for what is not a layer: network classes, optimizers, and ``--train`` runs."""
 import ast
+import sys
 import textwrap
 
 import numpy as np
@@ -9,7 +10,6 @@ from experiments.check.optimizers import DEFAULT_STEPS, check_optimizer_named, o
 from experiments.check.results import summary_record
 from experiments.check.training import DEFAULT_BATCH as TRAIN_BATCH
 from experiments.check.training import DEFAULT_STEPS as TRAIN_STEPS
-from experiments.check.training import main_train  # noqa: F401  (cli.main calls it through this module)
 
 
 def add_arguments(parser):
@@ -49,45 +49,148 @@ def parse_args_option(items) -> dict:
     return out
 
 
-def check_all(args, mod) -> list:
-    """[(JSON record, result)] for every network class and optimizer of the module."""
-    namespace = vars(mod)
-    ctor = parse_args_option(args.args)
-    out = []
-    for name, cls in networks_in(namespace).items():
-        result, kwargs = check_network_named(name, cls, ctor, seed=args.seed, batch=args.batch)
+def listing(path) -> list:
+    """(In a child.) [(name, "network" | "optimizer")] of the user's file."""
+    from experiments.check.cli import import_file
+
+    namespace = vars(import_file(path))
+    return [(n, "network") for n in networks_in(namespace)] + [(n, "optimizer") for n in optimizers_in(namespace)]
+
+
+def check_all(args, path, names) -> list:
+    """Each network and optimizer of the file checked in a child of its own (``cli.in_child``): JSON records.
+
+    Printed as each is known (unless ``--json``), networks then optimizers, below the layers' table.
+    """
+    from experiments.check.cli import _failure, in_child
+
+    records, header = [], None
+    for name, kind in names:
+        status, got = in_child(_check_whole, (str(path), name, kind, vars(args)), _limit(args, kind))
+        if status == "ok":
+            record, lines = got
+        else:
+            text = _failure(status, got, _limit(args, kind), f"checking {name}")
+            record = dict(kind=kind, layer=name, against="", ok=False, checked=True, worst=None, diagnosis=text,
+                          verdict="error: " + text, traceback=got[1] if status == "raised" else "")
+            lines = [line for line in record["traceback"].splitlines()]
+        records.append(record)
+        if not args.json:
+            if header != kind:
+                header = kind
+                print(f"\n{kind:22s} {'against':44s} {'worst':>9s}  verdict")
+            _print_row(record, lines)
+    return records
+
+
+def _limit(args, kind) -> float:
+    """A network check runs a few layer checks and chapter 5's numerical gradient: ten layers' time."""
+    return args.timeout * (10 if kind == "network" else 1)
+
+
+def _check_whole(path, name, kind, options):
+    """(In a child.) One network or optimizer of the file: (JSON record, lines of detail)."""
+    from experiments.check.cli import import_file
+
+    namespace = vars(import_file(path))
+    if kind == "network":
+        result, kwargs = check_network_named(name, namespace[name], parse_args_option(options["args"]),
+                                             seed=options["seed"], batch=options["batch"])
         record = summary_record(result, "network", constructor={k: repr(v) for k, v in kwargs.items()},
                                 located=result.located, numerical=result.numerical)
         if result.not_checked:
             record.update(checked=False, ok=None, verdict="not checked: " + result.refused,
-                          diagnosis="not checked: " + result.refused)
-        out.append((record, result))
-    for name, obj in optimizers_in(namespace).items():
-        result = check_optimizer_named(name, obj, steps=args.optim_steps, dtype=np.dtype(args.dtype),
-                                       seed=args.seed)
+                          diagnosis=result.refused)
+    else:
+        result = check_optimizer_named(name, namespace[name], steps=options["optim_steps"],
+                                       dtype=np.dtype(options["dtype"]), seed=options["seed"])
         record = summary_record(result, "optimizer")
         if result.refused.startswith("no torch.optim rule known"):
             record.update(checked=False, ok=None, verdict="not checked: " + result.refused,
-                          diagnosis="not checked: " + result.refused)
-        out.append((record, result))
-    return out
+                          diagnosis=result.refused)
+    lines = []
+    if record["checked"] and record["ok"] is False and result.records:
+        lines = str(result).splitlines()[1:]
+    elif kind == "network" and record.get("numerical"):
+        lines = textwrap.wrap(f"numerical gradient (chapter 5's check, beside): {record['numerical']}", 112)
+    return record, lines
 
 
-def print_table(items) -> None:
-    """Networks, then optimizers: one line each, the diagnosis and the table of the failing ones below it."""
-    for kind in ("network", "optimizer"):
-        rows = [(r, res) for r, res in items if r["kind"] == kind]
-        if not rows:
+def _print_row(r, lines) -> None:
+    worst = "-" if r["worst"] is None else f"{r['worst']:9.2e}"
+    against = r["against"] if len(r["against"]) <= 44 else r["against"][:41] + "..."
+    print(f"{r['layer']:22s} {against:44s} {worst:>9s}  {r['verdict'].split(':')[0]}")
+    if r["ok"] is not True:
+        print(textwrap.fill(r["diagnosis"], 116, initial_indent="    ", subsequent_indent="    "))
+    for line in lines:
+        print("    " + line)
+    sys.stdout.flush()
+
+
+def main_train(args, path) -> int:
+    """``experiments check FILE --train``: each network class of the file trained in lockstep with its twin, each
+    in a child (``cli.in_child``, allowed ``--timeout`` per step), its verdict printed and its report written."""
+    from experiments.check.cli import _failure, _usage, in_child
+
+    status, wholes = in_child(listing, (str(path),), args.timeout)
+    if status != "ok":
+        return _usage(f"cannot import {args.path}: {_failure(status, wholes, args.timeout, 'importing it')}")
+    nets = [n for n, kind in wholes if kind == "network"]
+    if args.network:
+        missing = [n for n in args.network if n not in nets]
+        if missing:
+            return _usage(f"{args.path} has no network class {', '.join(missing)} (it has {', '.join(nets) or 'none'})")
+        nets = list(args.network)
+    if not nets:
+        return _usage(f"--train needs a network class in {args.path} (params, layers, loss, gradient); there is none")
+    limit = args.timeout * max(args.steps, 1)
+    worst = 0
+    for name in nets:
+        status, got = in_child(_train_one, (str(path), name, vars(args)), limit)
+        if status != "ok":
+            print(f"{name}: error: {_failure(status, got, limit, f'training {name}')}")
+            for line in (got[1] if status == "raised" else "").splitlines():
+                print("    | " + line)
+            worst = max(worst, 1)
             continue
-        print(f"\n{kind:22s} {'against':44s} {'worst':>9s}  verdict")
-        for r, res in rows:
-            worst = "-" if r["worst"] is None else f"{r['worst']:9.2e}"
-            against = r["against"] if len(r["against"]) <= 44 else r["against"][:41] + "..."
-            print(f"{r['layer']:22s} {against:44s} {worst:>9s}  {r['verdict'].split(':')[0]}")
-            if r["ok"] is not True:
-                print(textwrap.fill(r["diagnosis"], 116, initial_indent="    ", subsequent_indent="    "))
-            if r["checked"] and r["ok"] is False and res.records:
-                print("\n".join("    " + line for line in str(res).splitlines()[1:]))
-            elif kind == "network" and r.get("numerical"):
-                print(textwrap.fill(f"numerical gradient (chapter 5's check, beside): {r['numerical']}", 116,
-                                    initial_indent="    ", subsequent_indent="    "))
+        code, text, out = got
+        print(f"{name}: {text}")
+        if out:
+            print(f"    report: {out}")
+        sys.stdout.flush()
+        worst = max(worst, code)
+    return worst
+
+
+def _train_one(path, name, options):
+    """(In a child.) Train one network of the file: (exit code, verdict line, report path)."""
+    from pathlib import Path
+
+    from experiments.check.cli import import_file
+    from experiments.check.networks import NeedsArguments, build_network
+    from experiments.check.results import Refused
+    from experiments.check.training import PlainSGD, train_network, write_report
+    from experiments.writing import runs_dir
+
+    namespace = vars(import_file(path))
+    optimizer = None
+    if options["optimizer"]:
+        optimizer = namespace.get(options["optimizer"])
+        if optimizer is None:
+            return 2, f"not trained: --optimizer {options['optimizer']}: no such name in {path}", ""
+        if isinstance(optimizer, type):
+            optimizer = optimizer(**({"lr": options["lr"]} if options["lr"] is not None else {}))
+        elif options["lr"] is not None:
+            return 2, "not trained: --lr sets a class's learning rate; a function takes it from its config", ""
+    elif options["lr"] is not None:
+        optimizer = PlainSGD(options["lr"])
+    try:
+        net, _ = build_network(namespace[name], parse_args_option(options["args"]), options["seed"])
+        summary = train_network(net, steps=options["steps"], batch=options["train_batch"], optimizer=optimizer,
+                                data=options["data"], dtype=np.dtype(options["dtype"]), seed=options["seed"],
+                                name=name, progress=sys.stderr.isatty())
+    except (Refused, NeedsArguments) as e:
+        return 2, f"not trained: {e}", ""
+    out = Path(options["out"]) / name if options["out"] else runs_dir() / "check" / Path(path).stem / name
+    write_report(summary, out)
+    return (0 if summary["ok"] else 1), summary["verdict"], str(out / "report.md")

@@ -353,7 +353,7 @@ def _check_network(result, net, x, t, batch, seed, numerical):
             try:
                 grads = net.gradient(x.copy(), t.copy())
             except Exception as e:  # noqa: BLE001 - the user's code raised: that is the finding
-                result.unexplained.append(f"error: gradient(x, t) raised {type(e).__name__}: {e}")
+                result.error = f"gradient(x, t) raised {type(e).__name__}: {e}"
                 return
         np.random.set_state(replay)  # the same dropout masks as gradient's forward
         loss = float(net.loss(x.copy(), t.copy()))
@@ -495,6 +495,11 @@ def call_flag(calls, name):
         else None
 
 
+# By-design variants that leave a float64 training step's loss and gradients as torch's: a loss backward that
+# assumes dout = 1 (the network passes 1), running statistics (used at eval only), float64 buffers inside.
+NO_STEP_EFFECT = ("loss-dout-1", "biased-running-var", "running-var-from-0", "float64-inside")
+
+
 def design_variants(result) -> tuple:
     """({variant: value} for ``Twin``, [by-design texts it cannot apply]) from a network check's diagnoses."""
     import re
@@ -507,11 +512,11 @@ def design_variants(result) -> tuple:
         number = re.search(r"eps = ([0-9.eE+-]+)", text)
         if d.code == "log-eps" and number:
             variants["log_eps"] = float(number.group(1))
-        elif d.code == "dropout":
+        elif d.code == "non-inverted-dropout":
             variants["book_dropout"] = True
         elif d.code == "bn-eps" and number:
             variants.setdefault("bn_eps", {})[layer] = float(number.group(1))
-        elif d.code not in ("upstream", "running-var"):  # these two do not change a training step's loss
+        elif d.code not in NO_STEP_EFFECT:
             left.append(d.text)
     return variants, left
 
@@ -669,7 +674,6 @@ def check_network_named(name, cls, args=None, *, seed: int = 0, batch: int = DEF
         result.not_checked = True
         return result, {}
     except Exception as e:  # noqa: BLE001 - the user's constructor raised
-        result.unexplained.append(f"error: {name}({', '.join(f'{k}=...' for k in (args or {}))}) raised "
-                                  f"{type(e).__name__}: {e}")
+        result.error = f"{name}(...) raised {type(e).__name__}: {e}"
         return result, {}
     return check_network(net, batch=batch, seed=seed, name=name), kwargs

@@ -431,7 +431,7 @@ def check_optimizer(opt, *, steps: int = DEFAULT_STEPS, dtype=np.float64, seed: 
         try:
             ours = user_trajectory(adapter, params0, stream)
         except _UserError as e:
-            result.unexplained.append(f"the optimizer's {e}")
+            result.error = f"the optimizer's {e}"
             return result
     except Refused as e:
         result.refused = str(e)

@@ -1,9 +1,28 @@
 """What a check finds: one record per tensor, the diagnoses, the verdict, the JSON record."""
+import traceback
 from dataclasses import asdict, dataclass, field
+
+TRACEBACK_LINES = 6  # the traceback tail kept with an "error" verdict: the user's frame and the exception
 
 
 class Refused(Exception):
     """The check cannot run honestly (weights not copied, inputs not understood)."""
+
+
+class UserCodeError(Exception):
+    """The user's own code raised: the verdict is "error", with the tail of its traceback."""
+
+    def __init__(self, where: str, exc: BaseException):
+        self.where = where
+        self.exc = exc
+        super().__init__(f"{where} raised {type(exc).__name__}: {exc}")
+        self.tail = traceback_tail(exc)
+
+
+def traceback_tail(exc: BaseException, lines: int = TRACEBACK_LINES) -> str:
+    """The last ``lines`` lines of the exception's traceback: where in the user's code it happened."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
+    return "\n".join(text[-lines:])
 
 
 @dataclass
@@ -29,7 +48,8 @@ class TensorRecord:
 
 @dataclass
 class Diagnosis:
-    """A measured explanation. ``kind`` is "design" (the book's formulation) or "bug"."""
+    """A measured explanation. ``kind`` is "design" (a named variant that, applied to torch, reproduces the
+    layer's tensors), "bug", or "note" (said, never a failure: torch agrees)."""
 
     code: str
     kind: str
@@ -49,21 +69,38 @@ class CheckResult:
     records: list = field(default_factory=list)
     diagnoses: list = field(default_factory=list)
     refused: str = ""
+    error: str = ""  # the user's code raised: "forward raised ValueError: ..."
+    error_tail: str = ""  # the last lines of its traceback
     unexplained: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    accepted: tuple = ()  # codes of by-design variants the caller accepts (assert_matches_torch(accept=...))
 
     @property
     def verdict(self) -> str:
+        """``ok``, ``mismatch: <diagnosis>``, ``differs by design: <variant>``, ``error: ...``, ``refused: ...``."""
+        if self.error:
+            return "error: " + self.error
         if self.refused:
             return "refused: " + self.refused
         bugs = [d.text for d in self.diagnoses if d.kind == "bug"] + self.unexplained
-        design = [d.text for d in self.diagnoses if d.kind != "bug"]
+        design = [d.text for d in self.diagnoses if d.kind == "design" and d.code not in self.accepted]
         if bugs:
-            return "mismatch: " + "; ".join(bugs) + ("; also differs from torch: " + "; ".join(design)
-                                                     if design else "")
+            on_top = [d.text for d in self.diagnoses if d.kind == "design"]
+            return "mismatch: " + "; ".join(bugs) + ("; measured with the by-design variant applied to torch: "
+                                                     + "; ".join(on_top) if on_top else "")
         if design:
-            return "differs from torch: " + "; ".join(design)
+            return "differs by design: " + "; ".join(design)
         return "ok"
+
+    @property
+    def kind(self) -> str:
+        """The verdict's word: ok, mismatch, differs by design, error, refused."""
+        return self.verdict.split(":", 1)[0]
+
+    @property
+    def variants(self) -> list:
+        """Codes of the by-design variants that reproduce the layer's tensors."""
+        return [d.code for d in self.diagnoses if d.kind == "design"]
 
     @property
     def ok(self) -> bool:
@@ -82,7 +119,8 @@ class CheckResult:
     def as_dict(self) -> dict:
         return dict(layer=self.layer, against=self.against, ok=self.ok, worst=self.worst,
                     diagnosis=self.diagnosis, verdict=self.verdict, dtype=self.dtype, inputs=self.inputs,
-                    mode=self.mode, records=[asdict(r) for r in self.records])
+                    mode=self.mode, records=[asdict(r) for r in self.records], notes=list(self.notes),
+                    traceback=self.error_tail)
 
     def __str__(self) -> str:
         head = f"{self.layer} against {self.against}"
@@ -95,6 +133,7 @@ class CheckResult:
                 lines.append(f"  {r.name:14s} {r.against:22s} {str(r.shape):16s} {r.max_abs:9.2e} "
                              f"{r.scaled:9.2e} {r.tolerance:7.0e}  {str(r.where):14s} {r.verdict}")
         lines += [f"  note: {n}" for n in self.notes]
+        lines += ["  | " + line for line in self.error_tail.splitlines()]
         return "\n".join(lines)
 
 

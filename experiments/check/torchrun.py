@@ -14,6 +14,8 @@ from torch_ref.nn import torch_dtype
 
 def torch_name(counterpart) -> str:
     """torch.nn.Linear, torch.sigmoid, torch.nn.functional.cross_entropy..."""
+    if getattr(counterpart, "label", None):  # the checker's own wrappers name what they run
+        return counterpart.label
     if isinstance(counterpart, nn.Module):
         cls = type(counterpart)
         return f"torch.nn.{cls.__name__}" if cls.__module__.startswith("torch.nn") else cls.__name__
@@ -21,6 +23,15 @@ def torch_name(counterpart) -> str:
     name = getattr(counterpart, "__name__", None) or repr(counterpart)
     return f"{mod}.{name}" if mod.startswith("torch") else name
 
+
+
+def output_shape(counterpart, inputs, dtype, train) -> tuple:
+    """The shape of torch's output on these inputs (a copy of the module runs: its statistics stay)."""
+    module = copy.deepcopy(counterpart) if isinstance(counterpart, nn.Module) else counterpart
+    if is_dropout(module):
+        return np.shape(inputs[0])
+    values = torch_run(module, inputs, [], None, dtype, train)
+    return values["output"].shape
 
 
 def torch_run(counterpart, inputs, diff, G, dtype, train, keep=None):
@@ -39,7 +50,7 @@ def torch_run(counterpart, inputs, diff, G, dtype, train, keep=None):
         out = tensors[0] * scale
     else:
         out = counterpart(*tensors)
-    if out.requires_grad:
+    if out.requires_grad and G is not None:
         out.backward(torch.tensor(np.asarray(G), dtype=out.dtype))
     values = OrderedDict(output=out.detach().numpy())
     for i in diff:
@@ -57,20 +68,30 @@ def torch_run(counterpart, inputs, diff, G, dtype, train, keep=None):
 class Run:
     """One configuration's torch side, re-runnable under a hypothesis (another eps, another reference)."""
 
-    def __init__(self, layer, module, snapshot, inputs, diff, G, dtype, train, keep, pairs, transposed, tol):
+    def __init__(self, layer, module, snapshot, inputs, diff, G, dtype, train, keep, pairs, transposed, tol,
+                 atol=0.0):
         self.__dict__.update(locals())
         del self.__dict__["self"]
 
-    def torch_values(self, dtype=None, **overrides):
+    def torch_values(self, dtype=None, G=None, **overrides):
         module = copy.deepcopy(self.snapshot) if isinstance(self.snapshot, nn.Module) else self.snapshot
         for k, v in overrides.items():
             setattr(module, k, v)
         dtype = dtype or self.dtype
-        values = torch_run(module, self.inputs, self.diff, self.G.astype(dtype), dtype, self.train, self.keep)
+        G = self.G if G is None else G
+        values = torch_run(module, self.inputs, self.diff, np.asarray(G).astype(dtype), dtype, self.train, self.keep)
         return OrderedDict((u, layout(values[t], u in self.transposed)) for u, t in self.pairs.items())
 
     def reference(self, **overrides):
         return self.torch_values(**overrides)
+
+    def ok(self, error) -> bool:
+        """The one rule: within ``tol`` scaled (float32: or as accurate as torch against torch's float64,
+        experiments.shadow's ratio), or within ``atol`` absolute when the caller gave one."""
+        return error.ok(self.tol) or error.max_abs <= self.atol
+
+    def failing(self, ours, ref) -> set:
+        return {r.name for r in self.records(ours, ref) if not r.ok}
 
     def records(self, ours, ref) -> list:
         exact = self.torch_values(np.float64) if self.dtype == np.float32 else None
@@ -89,7 +110,7 @@ class Run:
                 e.float64_error = compare_arrays(name, value, exact[name]).max_abs
                 e.torch_float64_error = compare_arrays(name, ref[name], exact[name]).max_abs
             records.append(TensorRecord(name, against, e.shape, e.dtype, e.max_abs, e.scaled, e.where, self.tol,
-                                        "ok" if e.ok(self.tol) else "FAIL", e.float64_error,
+                                        "ok" if self.ok(e) else "FAIL", e.float64_error,
                                         e.torch_float64_error))
         return records
 
