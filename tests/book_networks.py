@@ -169,3 +169,26 @@ class NeedsWidth(TwoLayerNet):
 
 InvertedDropout.__name__ = "Dropout"
 SoftmaxWithLossExact.__name__ = "SoftmaxWithLoss"
+
+
+class AttributeNet:
+    """Another author's shape: weights as attributes (no params dict), layers in a list, the loss in ``criterion``."""
+
+    def __init__(self, hidden=8, affine2=Affine):
+        self.W1, self.b1 = 0.1 * np.random.randn(784, hidden), np.zeros(hidden)
+        self.W2, self.b2 = 0.1 * np.random.randn(hidden, 10), np.zeros(10)
+        self.layers = [Affine(self.W1, self.b1), L.Sigmoid(), affine2(self.W2, self.b2)]
+        self.criterion = SoftmaxWithLossExact()
+
+    def loss(self, x, t):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return self.criterion.forward(x, t)
+
+    def gradient(self, x, t):
+        self.loss(x, t)
+        d = self.criterion.backward(1)
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+        a, b = self.layers[0], self.layers[2]
+        return {"W1": a.dW, "b1": a.db, "W2": b.dW, "b2": b.db}

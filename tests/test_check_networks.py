@@ -120,3 +120,20 @@ def test_cli_bug_exits_1_and_json_names_the_layer(tmp_path, capsys):
     assert bad["kind"] == "network" and bad["located"] == "Affine2" and bad["ok"] is False
     assert bad["constructor"] == {"input_size": "784", "hidden_size": "5", "output_size": "10"}
     assert records["NeedsWidth"]["checked"] is False and "--args width=VALUE" in records["NeedsWidth"]["verdict"]
+
+
+def test_another_authors_shape_weights_as_attributes():
+    np.random.seed(3)
+    r = check_network(N.AttributeNet(), batch=4)
+    assert r.ok and [x.name for x in r.records] == ["loss", "W1", "b1", "W2", "b2"], str(r)
+    assert r.against == "torch twin: Linear - Sigmoid - Linear + CrossEntropyLoss"
+    bad = check_network(N.AttributeNet(affine2=N.HalfDbAffine), batch=4)
+    assert bad.located == "layers[2]" and "db is 0.5 x torch's" in bad.verdict, bad.verdict
+
+
+def test_attribute_network_trains_in_lockstep():
+    from experiments.check.training import train_network
+
+    np.random.seed(3)
+    s = train_network(N.AttributeNet(), steps=5, batch=8, data="synthetic")
+    assert s["ok"] and s["verdict"].startswith("lockstep parity holds"), s["verdict"]

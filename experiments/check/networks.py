@@ -326,11 +326,24 @@ def assert_network_matches_torch(net, *args, **kwargs) -> NetworkResult:
     return result
 
 
-def _check_network(result, net, x, t, batch, seed, numerical):
+def network_params(net, seq=None) -> dict:
+    """The network's parameters by name: its ``params`` dict, else its array attributes that are its layers'
+    weights (``self.W1 = ...; Affine(self.W1, self.b1)``), keyed by attribute name as ``gradient`` keys them."""
     params = getattr(net, "params", None)
-    if not isinstance(params, dict) or not params:
-        raise Refused(f"{type(net).__name__} has no params dict of arrays")
+    if isinstance(params, dict) and params:
+        return params
+    seq = network_layers(net)[0] if seq is None else seq
+    held = {id(getattr(layer, a)) for _, layer in seq for a in array_params(layer)}
+    found = {a: v for a, v in vars(net).items() if isinstance(v, np.ndarray) and id(v) in held}
+    if not found:
+        raise Refused(f"{type(net).__name__} has no params dict, nor array attributes that its layers hold as "
+                      "weights")
+    return found
+
+
+def _check_network(result, net, x, t, batch, seed, numerical):
     seq, (loss_name, loss_layer) = network_layers(net)
+    params = network_params(net, seq)
     dtype = np.asarray(next(iter(params.values()))).dtype
     if dtype not in (np.float32, np.float64):
         raise Refused(f"params are {dtype}, not float32 or float64")

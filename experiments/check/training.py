@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.check.networks import (NeedsArguments, Twin, _param_owners, _Recorder, build_network,
-                                        check_network, design_variants, network_layers, twin_module)
+from experiments.check.adapters import call_forward
+from experiments.check.networks import (Twin, _param_owners, _Recorder, check_network, design_variants,
+                                        network_layers, network_params, twin_module)
 from experiments.check.optimizers import (TorchRule, _adapter, check_optimizer, default_eps, torch_optimizer)
 from experiments.check.results import Refused
 from experiments.compare import TOLERANCE
@@ -70,7 +71,7 @@ class UserTwin:
         np.random.set_state(before)  # the loss with the masks gradient() drew
         loss = float(self.net.loss(x, t))
         np.random.set_state(after)
-        params = self.net.params
+        params = network_params(self.net)
         new = self.adapter.step(dict(params), {k: np.asarray(g) for k, g in grads.items()})
         for k in params:  # an optimizer returning new arrays: written back where the layers hold them
             if new[k] is not params[k]:
@@ -81,13 +82,17 @@ class UserTwin:
         pass
 
     def predict(self, x):
-        return np.asarray(self.net.predict(x))
+        if callable(getattr(self.net, "predict", None)):
+            return np.asarray(self.net.predict(x))
+        for _, layer in self.named[:-1]:  # no predict: the layers in eval mode, as the book's predict runs them
+            x = call_forward(layer, [x], False)
+        return np.asarray(x)
 
     def loss_of(self, out, t) -> float:
         return _cross_entropy(out, t)
 
     def state_dict(self) -> dict:
-        return {k: np.array(v) for k, v in self.net.params.items()}
+        return {k: np.array(v) for k, v in network_params(self.net).items()}
 
 
 class TorchTwin:
@@ -169,13 +174,15 @@ def _shaped(x, seq):
 
 def _cast(net, dtype):
     """The network's params (and the layers holding them) in ``dtype``, replaced where they are held."""
-    for k, v in list(net.params.items()):
+    params = network_params(net)
+    for k, v in list(params.items()):
         new = v.astype(dtype)
         for holder in [net] + [layer for layer in _all_layers(net)]:
             for a, value in list(vars(holder).items()):
                 if value is v:
                     setattr(holder, a, new)
-        net.params[k] = new
+        if params is getattr(net, "params", None):
+            params[k] = new
 
 
 def _all_layers(net):
@@ -223,7 +230,7 @@ def train_network(net, *, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH
         opt_variant = opt_check.variant if opt_check.diagnoses and all(
             x.kind != "bug" for x in opt_check.diagnoses) else {}
         user = UserTwin(net, seq + [(loss_name, loss_layer)], optimizer)
-        owner = _param_owners(net.params, seq)
+        owner = _param_owners(network_params(net, seq), seq)
         twins = [(n, layer, twin_module(n, layer, dtype)) for n, layer in seq]
         twin = Twin(net, twins, twin_module(loss_name, loss_layer, dtype), owner, dtype, variants)
         torch_twin = TorchTwin(twin, user, opt_check.family, opt_check.hyper, opt_variant)
