@@ -68,8 +68,9 @@ def main(args) -> int:
         listing = [it for n in args.layers for it in listing if n in (it[0], it[0].split("/")[0])]
         wholes = [w for w in wholes if w[0] in args.layers]
     records = []
+    widths = (max([22] + [len(it[0]) for it in listing]), max([26] + [len(it[2] or "") for it in listing]))
     if not args.json and listing:
-        print(f"{'layer':22s} {'against':26s} {'configs':>7s} {'worst':>9s}  verdict", flush=True)
+        print(f"{'layer':{widths[0]}s} {'against':{widths[1]}s} {'configs':>7s} {'worst':>9s}  verdict", flush=True)
     for name, kind, against, reason in listing:
         if kind == "unmapped":
             record = dict(layer=name, against=None, ok=None, checked=False, worst=None, configs=0,
@@ -88,7 +89,7 @@ def main(args) -> int:
                 detail = []
         records.append(record)
         if not args.json:
-            _print_row(record, detail)
+            _print_row(record, detail, widths)
     records += cli_networks.check_all(args, path, wholes)  # the file's networks and optimizers, each in a child
     if args.json:
         import json
@@ -115,9 +116,9 @@ def _failure(status, got, timeout, doing) -> str:
             "code), before any result")
 
 
-def _print_row(r, detail) -> None:
+def _print_row(r, detail, widths) -> None:
     worst = "-" if r.get("worst") is None else f"{r['worst']:9.2e}"
-    print(f"{r['layer']:22s} {r['against'] or '-':26s} {r.get('configs', 0):7d} {worst:>9s}  "
+    print(f"{r['layer']:{widths[0]}s} {r['against'] or '-':{widths[1]}s} {r.get('configs', 0):7d} {worst:>9s}  "
           f"{r['verdict'].split(':')[0]}")
     if r["ok"] is not True:
         for i, para in enumerate(r["diagnosis"].split("\n")):
@@ -201,6 +202,10 @@ def in_child(function, args, timeout):
             message = receive.recv()
     except EOFError:  # the child ended without a word: sys.exit in a C extension, os._exit, a crash
         message = None
+    except BaseException:  # interrupted (Ctrl-C): the child goes first
+        child.kill()
+        child.join()
+        raise
     finally:
         receive.close()
     child.join(timeout=max(min(deadline - time.monotonic(), 5.0), 1.0) if message is None else 5.0)
@@ -215,7 +220,9 @@ def in_child(function, args, timeout):
 
 
 def _child(send, function, args):
+    _die_with_parent()
     os.dup2(2, 1)  # the user's prints go to stderr; the table is the parent's
+    sys.stdout = sys.stderr
     try:
         import torch
         torch.set_num_threads(1)  # small tensors; and a forked OpenMP pool must not be reused
@@ -226,3 +233,14 @@ def _child(send, function, args):
         send.send(("raised", (text, traceback_tail(e))))
     finally:
         send.close()
+
+
+def _die_with_parent():
+    """Linux: the kernel kills this child when the command dies, even by SIGKILL (a loop never outlives it)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from experiments.check.adapters import is_dropout
 from experiments.check.adjoint import adjoint_failures
 from experiments.check.results import Diagnosis
-from experiments.compare import compare_arrays
+from experiments.compare import compare_arrays, layer_tolerance
 
 # The by-design variants a layer may differ by: code -> what it is (assert_matches_torch(accept=[code, ...])).
 VARIANTS = OrderedDict([
@@ -39,13 +39,12 @@ VARIANTS = OrderedDict([
 def diagnose(result, run, ours, ref, slots, state, rng):
     """Explain the tensors that disagree with torch; add to ``result.diagnoses`` / ``result.unexplained``."""
     add = result.diagnoses.append
-    _dtype_finding(result, run, ours)
-    failing = run.failing(ours, ref)
+    failing = run.failing(ours, ref) - _dtype_finding(result, run, ours, ref)
     order = list(ours).index
     for test in VARIANT_TESTS:
         if not failing:
             break
-        found = test(run, ours, ref, failing, slots)
+        found = _quietly(test, run, ours, ref, failing, slots)
         if found is None:
             continue
         d, candidate = found
@@ -56,13 +55,13 @@ def diagnose(result, run, ours, ref, slots, state, rng):
     explained = set()
     for test in LAYER_DIAGNOSES:
         if failing - explained:
-            d = test(run, ours, ref, failing - explained)
+            d = _quietly(test, run, ours, ref, failing - explained)
             if d is not None:
                 add(d)
                 explained |= set(d.tensors)
     for name in sorted(failing - explained, key=order):
         for test in TENSOR_DIAGNOSES:
-            d = test(name, run, ours, ref)
+            d = _quietly(test, name, run, ours, ref)
             if d is not None:
                 add(d)
                 explained.add(name)
@@ -82,22 +81,37 @@ def diagnose(result, run, ours, ref, slots, state, rng):
                                       "cause not identified")
 
 
-def _dtype_finding(result, run, ours):
+def _quietly(test, *args):
+    """A diagnosis that cannot be measured on these tensors makes no claim (it never ends the check)."""
+    try:
+        with np.errstate(all="ignore"):
+            return test(*args)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _dtype_finding(result, run, ours, ref) -> set:
     """float32 in, float64 out is the book's im2col (by design while the values agree); a lower precision out
-    than in is a bug. Either is the headline."""
+    than in is a bug, and explains the tensors it leaves within that precision's tolerance. Either is the
+    headline. Returns the tensors it explains."""
     changed = [n for n, v in ours.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
                and np.asarray(v).dtype != run.dtype]
     if not changed:
-        return
+        return set()
     got = np.asarray(ours[changed[0]]).dtype
     text = f"dtype: {np.dtype(run.dtype)} in, {got} out ({', '.join(changed)})"
     if got.itemsize > np.dtype(run.dtype).itemsize:
-        d = Diagnosis("float64-inside", "design", text + ": computes in float64 (the book's im2col buffers)",
+        d = Diagnosis("float64-inside", "design", text + ": computes in float64 (as the book's im2col buffers do)",
                       tuple(changed))
     else:
         d = Diagnosis("dtype", "bug", text + f": computed in {got}, less precise than the input's dtype",
                       tuple(changed))
     result.diagnoses.insert(0, d)
+    if d.kind != "bug":
+        return set()
+    tol = layer_tolerance(got) if got in (np.float32, np.float64) else 0.0
+    return {n for n in changed if np.shape(ours[n]) == np.shape(ref[n])
+            and compare_arrays(n, np.asarray(ours[n]), np.asarray(ref[n])).scaled <= tol}
 
 
 # -- by-design variants: (run, ours, ref, failing, slots) -> (Diagnosis, torch's reference with it) or None ----
@@ -201,7 +215,8 @@ def _bn_eps(run, ours, ref, failing, slots):
             candidate = float(f"{estimate:.3g}")
     else:
         return None
-    new = run.reference(eps=candidate)
+    # torch refuses eps = 0 in training; the smallest positive float leaves sqrt(var + eps) = sqrt(var)
+    new = run.reference(eps=candidate or float(np.finfo(np.float64).tiny))
     for k in ref:  # the variants found before (none yet for BatchNorm) stay applied
         if k not in new:
             new[k] = ref[k]
@@ -299,7 +314,21 @@ def _whole_batch_softmax(run, ours, ref, failing):
     return None
 
 
-LAYER_DIAGNOSES = [_swapped, _activation_from_input, _whole_batch_softmax]
+def _float32_precision(run, ours, ref, failing):
+    """float64 in and out, but every failing tensor agrees with torch only to float32's tolerance."""
+    if run.dtype != np.float64:
+        return None
+    errors = {n: compare_arrays(n, np.asarray(ours[n], np.float64), np.asarray(ref[n], np.float64)).scaled
+              for n in failing if np.shape(ours[n]) == np.shape(ref[n])}
+    if len(errors) != len(failing) or not all(e <= layer_tolerance(np.float32) for e in errors.values()):
+        return None
+    names = sorted(errors, key=list(ours).index)
+    return Diagnosis("precision", "bug", f"{', '.join(names)} agree with torch's float64 only to float32's "
+                     f"precision (scaled errors up to {max(errors.values()):.2g}, float64's tolerance "
+                     f"{run.tol:g}): the layer computes in float32 somewhere inside", tuple(names))
+
+
+LAYER_DIAGNOSES = [_swapped, _activation_from_input, _whole_batch_softmax, _float32_precision]
 
 
 # -- one tensor against torch's: (name, run, ours, ref) -> Diagnosis or None ---------------------------------

@@ -265,12 +265,16 @@ def run_case(name, case, target, dtype, configs: int = 5, seed: int = 0):
         inconsistent = _dropout_modes(results)
         if inconsistent:
             verdict = "mismatch: " + inconsistent
+    codes = list(OrderedDict.fromkeys(d.code for r in results for d in r.diagnoses))
+    if verdict.startswith("mismatch: ") and first is None:
+        codes.append("dropout-modes")
     worst = max((r.worst for r in results if r.records), default=float("nan"))
     worst = float(worst) if np.isfinite(worst) else None  # JSON has no nan or inf: refused, or shapes differ
     ok = verdict == "ok"
     record = dict(layer=name, against=case.against, ok=ok, checked=True, worst=worst,
                   diagnosis="" if ok else verdict.split(": ", 1)[1], verdict=verdict,
-                  configs=len(results), dtype=str(dtype), traceback=first.error_tail if first else "",
+                  configs=len(results), dtype=str(dtype), codes=codes,
+                  traceback=first.error_tail if first else "",
                   notes=list(OrderedDict.fromkeys(n for r in results for n in r.notes)))
     return record, results
 

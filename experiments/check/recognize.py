@@ -127,9 +127,10 @@ def items(module) -> list:
     """
     found = []
     names = vars(module)
-    own = {n: f for n, f in names.items() if inspect.isfunction(f) and f.__module__ == module.__name__}
+    own = {n: f for n, f in names.items() if inspect.isfunction(f) and f.__module__ == module.__name__
+           and not n.startswith("_")}  # the file's own public functions: helpers and imports are not layers
     for n, obj in names.items():
-        if inspect.isclass(obj) and hasattr(obj, "forward") and hasattr(obj, "backward"):
+        if inspect.isclass(obj) and hasattr(obj, "forward") and hasattr(obj, "backward") and not n.startswith("_"):
             case = case_for(n, obj)
             found.append((n, "class", obj, case, "" if case else unmapped_reason(n, obj)))
     paired = set()

@@ -1,5 +1,6 @@
 """What a check finds: one record per tensor, the diagnoses, the verdict, the JSON record."""
 import traceback
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 TRACEBACK_LINES = 6  # the traceback tail kept with an "error" verdict: the user's frame and the exception
@@ -20,9 +21,12 @@ class UserCodeError(Exception):
 
 
 def traceback_tail(exc: BaseException, lines: int = TRACEBACK_LINES) -> str:
-    """The last ``lines`` lines of the exception's traceback: where in the user's code it happened."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
-    return "\n".join(text[-lines:])
+    """The last ``lines`` lines of the exception's traceback, the checker's own frames left out: where in the
+    user's code it happened."""
+    here = str(Path(__file__).resolve().parent)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(here)]
+    text = "".join(traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc))
+    return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 @dataclass
