@@ -31,6 +31,7 @@ What the check does, in order:
 import copy
 import dataclasses
 import inspect
+import textwrap
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -53,6 +54,7 @@ GUESSES = OrderedDict(input_size=784, hidden_size=10, hidden_size_list=[10, 10],
 LOSS_ATTRS = ("last_layer", "lastLayer", "loss_layer", "lossLayer", "criterion")
 DROPOUT_RATES = ("dropout_ratio", "ratio", "p", "rate", "drop_rate")
 DEFAULT_BATCH = 8
+WIDTH = 112  # long lines of the result's table are wrapped to this width
 # The network's own numerical_gradient runs when it takes at most this many loss evaluations, else a sample.
 NUMERICAL_BUDGET = 20_000
 NUMERICAL_SAMPLE = 12  # elements per parameter when sampled
@@ -262,9 +264,12 @@ class NetworkResult(CheckResult):
         if shown:
             lines.append("  each layer alone, on the input and upstream gradient it saw in the network:")
             for r in shown:
-                lines += ["    " + s for s in str(r).splitlines()]
+                head, *table = str(r).splitlines()
+                lines += textwrap.wrap(head, WIDTH, initial_indent="    ", subsequent_indent="      ")
+                lines += ["    " + s for s in table]
         if self.numerical:
-            lines.append(f"  numerical gradient (chapter 5's check, shown beside, not judged): {self.numerical}")
+            lines += textwrap.wrap(f"numerical gradient (chapter 5's check, shown beside, not judged): "
+                                   f"{self.numerical}", WIDTH, initial_indent="  ", subsequent_indent="    ")
         return "\n".join(lines)
 
 
