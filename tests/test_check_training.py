@@ -43,7 +43,7 @@ def test_planted_bug_exits_1_with_the_step_and_the_layer(tmp_path, capsys):
     out = capsys.readouterr().out
     # step 1's loss is computed before the first update, so the halved db shows from step 2 on
     assert "Bad: the runs part at step 2: loss difference" in out, out
-    assert "located: layer Affine2: Affine2 (Affine, the first layer walking back from the loss" in out
+    assert "located: Affine2 (Affine, the first layer walking back from the loss" in out
     assert "db is 0.5 x torch's" in out
 
 

@@ -405,7 +405,8 @@ def _check_network(result, net, x, t, batch, seed, numerical):
         result.records.append(TensorRecord(key, against, e.shape, e.dtype, e.max_abs, e.scaled, e.where, tol,
                                            "ok" if e.scaled <= tol else "FAIL"))
     if numerical:
-        result.numerical = _numerical(net, x, t, grads, params, seq)
+        grads_ok = all(r.ok for r in result.records if r.name != "loss")
+        result.numerical = _numerical(net, x, t, grads, params, seq, grads_ok)
     if all(r.ok for r in result.records) and not result.unexplained:
         return
     _locate(result, named, twins + [(loss_name, loss_layer, loss_twin)], calls, grads, params, owner, seed)
@@ -568,23 +569,25 @@ def _locate(result, named, twins, calls, grads, params, owner, seed):
             np.random.seed(0)  # a dropout copy draws its own mask; check_layer compares through it
         r = check_layer(copy_layer, module, *inputs, grad_output=np.asarray(call.dout, dtype=inputs[0].dtype),
                         seed=seed, name=name, **kw)
+        case = case_for(type(layers[name]).__name__, type(layers[name]))
+        r.against = case.against if case is not None else r.against  # torch.nn.Linear, not the flattening wrapper
         checks.append(r)
     result.layer_results = checks
     # Torch is the judge: a layer departs when one of its tensors differs from torch's, or it could not be run;
     # a dot-product failure on tensors torch agrees with is shown in the layer's table, not made a fault here.
     bad = [r for r in checks if _departs(r)]
-    bugs = [r for r in bad if r.refused or r.unexplained or any(
+    bugs = [r for r in bad if r.refused or r.error or r.unexplained or any(
         d.kind == "bug" and set(d.tensors) & {x.name for x in r.records if not x.ok} for d in r.diagnoses)]
+    for r in bad:  # by-design variants are named (and applied by the lockstep trainer) beside a bug too
+        for d in r.diagnoses:
+            if d.kind != "bug":
+                result.diagnoses.append(dataclasses.replace(d, text=f"{r.layer}: {d.text}"))
     if bugs:
         first = bugs[0]
         result.located = first.layer
         result.unexplained.append(f"{first.layer} ({type(layers[first.layer]).__name__}, the first layer walking "
                                   f"back from the loss that departs from torch): {first.diagnosis}")
         return
-    for r in bad:
-        for d in r.diagnoses:
-            if d.kind != "bug":
-                result.diagnoses.append(dataclasses.replace(d, text=f"{r.layer}: {d.text}"))
     failing = [r for r in result.records if not r.ok]
     if not failing or bad:
         return
@@ -598,7 +601,7 @@ def _locate(result, named, twins, calls, grads, params, owner, seed):
 
 def _departs(r) -> bool:
     """A layer departs from torch when a tensor differs from torch's, or it could not be checked at all."""
-    return bool(r.refused or r.unexplained or any(not x.ok for x in r.records))
+    return bool(r.refused or r.error or r.unexplained or any(not x.ok for x in r.records))
 
 
 def _wrong_source(key, grads, params, owner, calls, layers):
@@ -616,7 +619,7 @@ def _wrong_source(key, grads, params, owner, calls, layers):
     return None
 
 
-def _numerical(net, x, t, grads, params, seq) -> str:
+def _numerical(net, x, t, grads, params, seq, grads_ok=True) -> str:
     """Chapter 5's check: the network's numerical_gradient (or sampled central differences) against gradient()."""
     size = sum(np.size(v) for v in params.values())
     drop = [n for n, layer in seq if case_for(type(layer).__name__, type(layer)) is not None
@@ -650,8 +653,11 @@ def _numerical(net, x, t, grads, params, seq) -> str:
     if worst <= NUMERICAL_AGREE:
         digits = int(np.floor(-np.log10(max(worst, 1e-16))))
         return f"{how} agrees with gradient() to about {digits} digits (largest difference {worst:.2g} scaled, at {where})"
-    return (f"{how} disagrees with gradient(): largest difference {worst:.2g} (scaled, at {where}); with the "
-            f"book's step h = {NUMERICAL_H:g} central differences also step over ReLU and max-pooling kinks")
+    text = f"{how} disagrees with gradient(): largest difference {worst:.2g} (scaled, at {where})"
+    if grads_ok:  # torch agrees with gradient(): the central differences are what is off
+        text += (f"; torch agrees with gradient(), and with the book's step h = {NUMERICAL_H:g} central "
+                 "differences step over ReLU and max-pooling kinks")
+    return text
 
 
 def _sampled(net, x, t, params):

@@ -259,7 +259,7 @@ def _summary(name, result, pre, opt_check, variants, unapplied, opt_variant, dty
     tol = TOLERANCE["lockstep"]
     diffs = np.asarray(result.loss_rel_diff, dtype=np.float64)
     first = result.first_step_above(tol)
-    located = pre.located and f"layer {pre.located}: {pre.diagnosis}"
+    located = pre.diagnosis if pre.located else ""
     if not located and not opt_check.ok and not opt_variant:
         located = f"the optimizer {opt_check.layer}: {opt_check.diagnosis}"
     applied = []
