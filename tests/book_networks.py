@@ -192,3 +192,27 @@ class AttributeNet:
             d = layer.backward(d)
         a, b = self.layers[0], self.layers[2]
         return {"W1": a.dW, "b1": a.db, "W2": b.dW, "b2": b.db}
+
+
+class BatchNormNet(_Net):
+    """Affine - BatchNormalization (the book's: eps 1e-6 inside) - Relu - Affine + loss: b1's gradient is 0
+    in exact arithmetic (batch norm's dx sums to 0 over the batch), round-off on both sides."""
+
+    def __init__(self, hidden=6):
+        self.params = {"W1": 0.1 * np.random.randn(784, hidden), "b1": np.zeros(hidden),
+                       "gamma1": np.ones(hidden), "beta1": np.zeros(hidden),
+                       "W2": 0.3 * np.random.randn(hidden, 10), "b2": np.zeros(10)}
+        p = self.params
+        self.layers = OrderedDict(Affine1=Affine(p["W1"], p["b1"]),
+                                  BatchNorm1=L.BatchNormalization(p["gamma1"], p["beta1"]),
+                                  Relu1=L.Relu(), Affine2=Affine(p["W2"], p["b2"]))
+        self.last_layer = SoftmaxWithLossExact()
+        ly = self.layers
+        self._owner = {"W1": (ly["Affine1"], "dW"), "b1": (ly["Affine1"], "db"),
+                       "gamma1": (ly["BatchNorm1"], "dgamma"), "beta1": (ly["BatchNorm1"], "dbeta"),
+                       "W2": (ly["Affine2"], "dW"), "b2": (ly["Affine2"], "db")}
+
+    def predict(self, x, train_flg=False):
+        for layer in self.layers.values():
+            x = layer.forward(x, train_flg) if isinstance(layer, L.BatchNormalization) else layer.forward(x)
+        return x

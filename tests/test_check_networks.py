@@ -137,3 +137,18 @@ def test_attribute_network_trains_in_lockstep():
     np.random.seed(3)
     s = train_network(N.AttributeNet(), steps=5, batch=8, data="synthetic")
     assert s["ok"] and s["verdict"].startswith("lockstep parity holds"), s["verdict"]
+
+
+def test_batch_norm_by_design_confirmed_on_the_whole_network_and_no_alarm_on_a_zero_gradient():
+    np.random.seed(4)
+    r = check_network(N.BatchNormNet(), batch=6)
+    assert r.verdict.startswith("differs by design: BatchNorm1: eps = 1e-06 under the square root"), r.verdict
+    assert "the torch twin with these variants applied reproduces the loss and every gradient" in r.notes
+    b1 = next(x for x in r.records if x.name == "b1")
+    assert b1.ok and b1.max_abs < 1e-15  # round-off around an exact 0, not a fault
+
+
+def test_books_variants_are_confirmed_by_the_twin_with_them_applied():
+    np.random.seed(1)
+    r = check_network(N.SmallConvNet(book_dropout=True, book_loss=True), batch=3)
+    assert "the torch twin with these variants applied reproduces the loss and every gradient" in r.notes, str(r)

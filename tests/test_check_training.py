@@ -73,3 +73,10 @@ def test_train_without_a_network_class_exits_2(tmp_path, capsys):
     f.write_text("X = 1\n")
     assert cli(["check", str(f), *TINY]) == 2
     assert "--train needs a network class" in capsys.readouterr().err
+
+
+def test_books_batch_norm_eps_applied_to_the_twin_and_parity_holds():
+    np.random.seed(4)
+    s = train_network(N.BatchNormNet(), steps=8, batch=16, data="synthetic")
+    assert s["ok"] and s["verdict"].startswith("lockstep parity holds"), s["verdict"]
+    assert "BatchNorm1: batch-norm eps = 1e-06" in s["applied"]

@@ -25,7 +25,7 @@ import torch
 
 from experiments.check.adapters import call_forward
 from experiments.check.networks import (Twin, _param_owners, _Recorder, check_network, design_variants,
-                                        network_layers, network_params, twin_module)
+                                        network_layers, network_params, train_loss, twin_module)
 from experiments.check.optimizers import (TorchRule, _adapter, check_optimizer, default_eps, torch_optimizer)
 from experiments.check.results import Refused
 from experiments.compare import TOLERANCE
@@ -69,7 +69,7 @@ class UserTwin:
         self.calls, self.state = rec.calls, before
         after = np.random.get_state()
         np.random.set_state(before)  # the loss with the masks gradient() drew
-        loss = float(self.net.loss(x, t))
+        loss = train_loss(self.net, x, t)
         np.random.set_state(after)
         params = network_params(self.net)
         new = self.adapter.step(dict(params), {k: np.asarray(g) for k, g in grads.items()})
