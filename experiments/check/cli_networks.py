@@ -78,7 +78,7 @@ def check_all(args, path, names) -> list:
         if not args.json:
             if header != kind:
                 header = kind
-                print(f"\n{kind:22s} {'against (torch twin)' if kind == 'network' else 'against':44s} "
+                print(f"\n{kind:22s} {'against (torch twin)' if kind == 'network' else 'against (torch.optim)':44s} "
                       f"{'worst':>9s}  verdict")
             _print_row(record, lines)
     return records
@@ -119,10 +119,11 @@ def _check_whole(path, name, kind, options):
 
 def _print_row(r, lines) -> None:
     worst = "-" if r["worst"] is None else f"{r['worst']:9.2e}"
-    against = r["against"].replace("torch twin: ", "")
-    if len(against) > 44:  # a deep network's twin: on a line of its own
+    prefix = "torch twin: " if r["kind"] == "network" else "torch.optim."
+    against = r["against"].replace(prefix, "")
+    if len(against) > 44:  # a deep network's twin, an optimizer's many hyperparameters: on a line of their own
         print(f"{r['layer']:22s} {'':44s} {worst:>9s}  {r['verdict'].split(':')[0]}")
-        print(textwrap.fill("torch twin: " + against, 116, initial_indent="    ", subsequent_indent="      "))
+        print(textwrap.fill(prefix + against, 116, initial_indent="    ", subsequent_indent="      "))
     else:
         print(f"{r['layer']:22s} {against:44s} {worst:>9s}  {r['verdict'].split(':')[0]}")
     if r["ok"] is not True:

@@ -446,7 +446,7 @@ def check_optimizer(opt, *, steps: int = DEFAULT_STEPS, dtype=np.float64, seed: 
     first, worst = _departure(ours, ref, tol)
     for k, (scaled, step, where) in worst.items():
         e = compare_arrays(k, ours[k][step - 1], ref[k][step - 1]) if step else None
-        result.records.append(TensorRecord(k, f"torch {k}", tuple(params0[k].shape), str(dtype),
+        result.records.append(TensorRecord(k, f"{k} path (step, index)", tuple(params0[k].shape), str(dtype),
                                            e.max_abs if e else 0.0, scaled, (step,) + tuple(where), tol,
                                            "ok" if scaled <= tol else "FAIL"))
     if getattr(adapter, "modified", None):
