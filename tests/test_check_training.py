@@ -80,3 +80,14 @@ def test_books_batch_norm_eps_applied_to_the_twin_and_parity_holds():
     s = train_network(N.BatchNormNet(), steps=8, batch=16, data="synthetic")
     assert s["ok"] and s["verdict"].startswith("lockstep parity holds"), s["verdict"]
     assert "BatchNorm1: batch-norm eps = 1e-06" in s["applied"]
+
+
+def test_optimizer_from_another_file(tmp_path, capsys):
+    f = _file(tmp_path, "class Net(TwoLayerNet):\n    pass\n")
+    opt = tmp_path / "opt.py"
+    opt.write_text(f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nfrom test_check_optimizers import Momentum\n")
+    assert cli(["check", str(f), *TINY, "--network", "Net", "--optimizer", f"{opt}:Momentum", "--lr", "0.05",
+                "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "Net" / "summary.json").read_text())
+    assert summary["optimizer"] == "Momentum, against torch.optim.SGD(lr=0.05, momentum=0.9)", summary["optimizer"]
+    assert "lockstep parity holds" in capsys.readouterr().out

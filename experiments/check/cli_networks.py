@@ -24,8 +24,9 @@ def add_arguments(parser):
                        help="train each network class of the file and its torch twin in lockstep, write a report")
     train.add_argument("--steps", type=int, default=TRAIN_STEPS, help=f"training steps ({TRAIN_STEPS})")
     train.add_argument("--train-batch", type=int, default=TRAIN_BATCH, help=f"training batch size ({TRAIN_BATCH})")
-    train.add_argument("--optimizer", metavar="NAME",
-                       help="an optimizer class or function of the file (default: plain SGD, lr 0.1)")
+    train.add_argument("--optimizer", metavar="[FILE.py:]NAME",
+                       help="an optimizer class or function of the file, or of another file (../common/optimizer.py:"
+                            "Adam); default: plain SGD, lr 0.1")
     train.add_argument("--lr", type=float, help="learning rate given to --optimizer's class (or to plain SGD)")
     train.add_argument("--data", choices=("mnist", "synthetic"), default="mnist",
                        help="MNIST (cached; fetched once) or generated MNIST-like digits (mnist)")
@@ -181,9 +182,11 @@ def _train_one(path, name, options):
     namespace = vars(import_file(path))
     optimizer = None
     if options["optimizer"]:
-        optimizer = namespace.get(options["optimizer"])
+        where, _, opt_name = options["optimizer"].rpartition(":")
+        source = vars(import_file(str(Path(where).resolve()))) if where else namespace
+        optimizer = source.get(opt_name)
         if optimizer is None:
-            return 2, f"not trained: --optimizer {options['optimizer']}: no such name in {path}", ""
+            return 2, f"not trained: --optimizer {options['optimizer']}: no such name in {where or path}", ""
         if isinstance(optimizer, type):
             optimizer = optimizer(**({"lr": options["lr"]} if options["lr"] is not None else {}))
         elif options["lr"] is not None:

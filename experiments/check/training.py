@@ -272,7 +272,8 @@ def _summary(name, result, pre, opt_check, variants, unapplied, opt_variant, dty
     if opt_variant:
         applied.append(f"the optimizer's by-design form ({opt_check.diagnosis.split(': torch with')[0]})")
     summary = dict(network=name, dtype=str(dtype), steps=steps, batch=batch, data=data,
-                   optimizer=opt_check.against if opt_check.ok else f"{opt_check.layer} vs {opt_check.against}",
+                   optimizer=("plain SGD, lr = {:g} (no --optimizer named)".format(opt_check.hyper.get("lr", DEFAULT_LR))
+                              if opt_check.layer == "PlainSGD" else f"{opt_check.layer}, against {opt_check.against}"),
                    network_check=pre.verdict, optimizer_check=opt_check.verdict, applied=applied,
                    unapplied=unapplied, tolerance=tol, max_loss_rel_diff=float(np.max(diffs)) if diffs.size else None,
                    first_above=first, located=located or "",
