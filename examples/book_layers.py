@@ -5,7 +5,7 @@
 Written here for this project in the book's style: parameters are attributes,
 ``forward`` caches what ``backward`` needs, gradients are left in dW, db,
 dgamma, dbeta. The book's formulation is kept where it differs from PyTorch by
-design, and the checker says so ("differs from torch: ..."):
+design, and the checker says so ("differs by design: ..."):
 
 - ``SoftmaxWithLoss``: 1e-7 inside the log; ``backward(dout=1)`` ignores dout.
 - ``Dropout``: not inverted (train: x * mask; test: x * (1 - ratio)).

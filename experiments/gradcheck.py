@@ -79,14 +79,14 @@ def _run_checks(names, configs, seed, dtype) -> list:
                     rows += [dict(row, description=description, tensor=r.tensor, shape=str(r.shape),
                                   max_abs=r.max_abs, error=r.scaled, tolerance=tol, where=str(r.where),
                                   float64_error=r.float64_error, torch_float64_error=r.torch_float64_error,
-                                  ratio_vs_float64=_error_ratio(r) if check_dtype == np.float32 else float("nan"),
+                                  ratio_vs_float64=float32_error_ratio(r) if check_dtype == np.float32 else float("nan"),
                                   ok=r.ok(tol)) for r in records]
     for r in rows:
         r.setdefault("ok", r["error"] <= r["tolerance"])
     return rows
 
 
-def _error_ratio(record) -> float:
+def float32_error_ratio(record) -> float:
     """float32: scratch's error against torch float64 / torch's float32 error against it, each counted as at
     least float32's eps times the tensor's scale (below that two float32 results cannot be told apart)."""
     if record.scaled == 0:

@@ -1,5 +1,6 @@
 """``python -m experiments check PATH.py``: exit status, table and JSON fields."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,26 @@ def test_a_file_without_known_layers_exits_2(tmp_path, capsys):
 def test_gradcheck_points_to_check_for_a_users_layer_name():
     with pytest.raises(SystemExit, match=r"unknown layer\(s\) Affine.*python -m experiments check PATH.py"):
         main(["gradcheck", "--layers", "Affine"])
+
+
+def test_the_docs_table_is_what_the_command_prints_on_a_book_style_common_package(tmp_path):
+    """docs/checking.md quotes the command on the book's own common/layers.py; this repo has no copy of the book,
+    so the same command runs on examples/book_layers.py placed where the book keeps its layers (a common/ package
+    importing common.functions), and each layer's line of the docs must be what it prints. The command runs as
+    the console script does (python -P: the current folder is not on sys.path), from outside the package root."""
+    common = tmp_path / "book" / "common"
+    common.mkdir(parents=True)
+    (common / "__init__.py").write_text("")
+    (common / "functions.py").write_text("def identity_function(x):\n    return x\n")
+    (common / "layers.py").write_text("from common.functions import *  # noqa: F401,F403\n" + BOOK.read_text())
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-P", "-m", "experiments", "check", "book/common/layers.py"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+    assert p.returncode == 1, p.stderr
+    docs = (ROOT / "docs" / "checking.md").read_text()
+    quoted = docs.split("experiments check common/layers.py\n", 1)[1].split("$ echo $?\n1\n", 1)[0]
+
+    def rows(text):  # each layer's line without its worst-error column: layer, against, configs, verdict
+        return [(r.split()[:3], r.split()[4:]) for r in text.splitlines() if r and not r.startswith(" ")]
+    assert rows(p.stdout) == rows(quoted)
+    assert len(rows(quoted)) == 9  # the header and the book's eight layers

@@ -23,28 +23,26 @@ What the checker does, in order (each step is a documented contract):
    ``numpy.random.default_rng((CHECK_STREAM, seed))``, independent of
    ``np.random``'s global state and of ``default_rng(seed)``, so an upstream
    gradient is never a copy of the user's input.
-3. Order: the layer's forward runs first, then its backward, then torch. A
-   train-mode dropout is compared through the mask the layer drew (its ``mask``
-   attribute, or the non-zero pattern of its output when it keeps none).
-4. Diagnoses, measured on the layer: a failing tensor is explained by
-   re-running torch under a hypothesis (another epsilon, a biased running
-   variance, no dropout scaling...) or by fitting the layer's tensor to torch's
-   (a factor -1, 1/N, 1-p; a transpose; another zero pattern). A backward that is
-   not the adjoint of its forward is caught by a dot-product test that needs no
-   torch: <(f(x + hv) - f(x - hv)) / 2h, G> against <dx, v>, for random v.
-   Differences the book makes by design (non-inverted dropout, eps inside the
-   log, BatchNormalization's eps and biased running variance, a loss backward
-   that assumes dout = 1, float64 im2col buffers) give the verdict
-   "differs from torch: <reason>", which is not a pass.
+3. Order: torch's output shape first (a wrong shape is the layer's), then the layer's forward (its input
+   compared afterwards: an in-place write is a mismatch), its backward, then torch. A train-mode dropout is
+   compared through the mask the layer drew (its ``mask`` attribute, or the non-zero pattern of its output).
+4. Torch is the judge: a tensor within tolerance of torch's is never failed by a secondary test. Diagnoses
+   explain the tensors that disagree (``diagnoses``): a by-design variant applied to torch (the book's eps
+   inside the log, non-inverted dropout, BatchNormalization's eps and biased running variance, a loss backward
+   that assumes dout = 1, float64 im2col buffers) is kept only when it reproduces what it explains, and gives
+   "differs by design: <variant>" (not a pass); anything else is "mismatch: <diagnosis>" (a sign, 1/N, a
+   transpose, another mask, a kink, a tie, NaN...), the kink-aware dot-product test last. The user's code
+   raising is "error"; what the checker cannot compare honestly is "refused".
 
 The package's files are its parts: results (records, verdicts, JSON), inputs (the checker's stream, the
-inputs and weights per layer kind), adapters (the user's side of the comparison), recognize (which torch
-counterpart a class is checked against), torchrun (the one way of running torch), diagnoses, adjoint (the
-dot-product test), layer (check_layer, check_class) and cli (``experiments check``). Beyond one layer:
-networks (``check_network``: a book-style network against a torch twin built from its own layers, the
-faulty layer located), optimizers (``check_optimizer``: ``update(params, grads)`` classes and CS231n's
-``f(w, dw, config)`` functions against ``torch.optim``), training (``train_network``: the network and its
-twin trained in lockstep) and cli_networks (their part of ``experiments check``, ``--train``).
+inputs and weights per layer kind), adapters (the user's side of the comparison, function pairs), recognize
+(what a file holds and which torch counterpart each item is checked against), torchrun (the one way of
+running torch), diagnoses, adjoint (the dot-product test), layer (check_layer, check_class) and cli
+(``experiments check``: each layer in a child process, with a time limit). Beyond one layer: networks
+(``check_network``: a book-style network against a torch twin built from its own layers, the faulty layer
+located), optimizers (``check_optimizer``: ``update(params, grads)`` classes and CS231n's ``f(w, dw, config)``
+functions against ``torch.optim``), training (``train_network``: the network and its twin trained in
+lockstep) and cli_networks (their part of ``experiments check``, and ``--train``).
 """
 from experiments.check.adapters import FunctionPair, LossFunction
 from experiments.check.adjoint import ADJOINT_STEP, ADJOINT_TOL, dot_product_test

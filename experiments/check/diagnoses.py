@@ -392,7 +392,23 @@ def _tie(name, run, ours, ref):
     if not isinstance(m, nn.MaxPool2d) or name != next(iter(_grads(ours)), None):
         return None
     x = np.asarray(run.inputs[0], np.float64)
-    if np.shape(ours[name]) != x.shape or x.ndim != 4 or m.padding not in (0, (0, 0)) or m.dilation not in (1, (1, 1)):
+    found = tied_maxima(m, x)
+    if found is None or np.shape(ours[name]) != x.shape:
+        return None
+    tied, windows = found
+    differ = _differ(name, run, ours, ref)
+    if not differ.any() or not np.all(tied[differ]):
+        return None
+    return Diagnosis("tie", "bug", f"{name} differs from torch's only at tied maxima ({int(differ.sum())} "
+                     f"element(s), {windows} window(s) with a tie): torch sends a window's gradient to its first "
+                     "maximum (row by row), the layer to another or to every tied one", (name,))
+
+
+def tied_maxima(m, x):
+    """(mask of the elements that tie for a window's maximum, number of windows with a tie) of a MaxPool2d
+    without padding or dilation on (N, C, H, W); None for another pooling."""
+    if not isinstance(m, nn.MaxPool2d) or x.ndim != 4 or m.padding not in (0, (0, 0)) \
+            or m.dilation not in (1, (1, 1)):
         return None
     kh, kw = (m.kernel_size, m.kernel_size) if isinstance(m.kernel_size, int) else m.kernel_size
     stride = m.stride or m.kernel_size
@@ -406,12 +422,21 @@ def _tie(name, run, ours, ref):
             many = at_max.sum(axis=(2, 3), keepdims=True) > 1
             tied[:, :, i:i + kh, j:j + kw] |= at_max & many
             windows += int(many.sum())
-    differ = _differ(name, run, ours, ref)
-    if not differ.any() or not np.all(tied[differ]):
-        return None
-    return Diagnosis("tie", "bug", f"{name} differs from torch's only at tied maxima ({int(differ.sum())} "
-                     f"element(s), {windows} window(s) with a tie): torch sends a window's gradient to its first "
-                     "maximum (row by row), the layer to another or to every tied one", (name,))
+    return tied, windows
+
+
+def kink_note(module, inputs) -> str:
+    """What the report says when the input sits at a non-differentiable point: torch's convention is used."""
+    x = np.asarray(inputs[0])
+    if isinstance(module, nn.ReLU) or module in (torch.relu, F.relu):
+        zeros = int(np.sum(x == 0))
+        return (f"x has {zeros} exact zero(s), where ReLU has no derivative: compared with torch's convention "
+                "relu'(0) = 0") if zeros else ""
+    found = tied_maxima(module, x)
+    if found and found[1]:
+        return (f"{found[1]} pooling window(s) hold tied maxima: compared with torch's convention, the gradient "
+                "goes to the first maximum of a window (row by row)")
+    return ""
 
 
 def _factor_of(name, run, ours, ref):

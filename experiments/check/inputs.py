@@ -135,10 +135,11 @@ def book_conv(cls, rng, dtype, kind="random"):
 
 
 def book_pool(cls, rng, dtype, kind="random"):
-    ph, pw = (int(v) for v in rng.integers(1, 4, size=2))
+    ph, pw = (int(v) for v in rng.integers(2 if kind == FLAVOURS[0] else 1, 4, size=2))  # ties need 2 elements
     stride = int(rng.integers(1, 3))
-    n, c = batch(rng, kind, 1, 4), int(rng.integers(1, 4))
-    h, w = ph + int(rng.integers(0, 5)), pw + int(rng.integers(0, 5))
+    more = 2 if kind == FLAVOURS[0] else 0  # several windows where ties are wanted
+    n, c = batch(rng, kind, 1 + more // 2, 4), int(rng.integers(1 + more // 2, 4))
+    h, w = ph + int(rng.integers(more, 5)), pw + int(rng.integers(more, 5))
     x = special(rng, randn(rng, (n, c, h, w), dtype), kind)
     if kind == FLAVOURS[0]:
         x = np.maximum(x, 0)  # a ReLU'd map: windows of zeros tie
@@ -156,7 +157,7 @@ def torch_style(name):
             c, o, k = (int(v) for v in rng.integers(1, 4, size=3))
             args, shape = (c, o, k), (batch(rng, kind, 1, 4), c, k + int(rng.integers(0, 4)), k + 2)
         elif name in ("MaxPool2d", "AvgPool2d"):
-            k = int(rng.integers(1, 4))
+            k = int(rng.integers(2 if kind == FLAVOURS[0] else 1, 4))
             args, shape = (k,), (batch(rng, kind, 2, 3), int(rng.integers(1, 4)), k + int(rng.integers(0, 4)), k + 1)
         elif name in ("BatchNorm1d", "BatchNorm2d"):
             c = int(rng.integers(1, 5))
@@ -243,9 +244,10 @@ def fn_conv(target, rng, dtype, kind="random"):
 
 
 def fn_max_pool(target, rng, dtype, kind="random"):
-    ph, pw, stride = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 3))
+    lo = 2 if kind == FLAVOURS[0] else 1  # a window of one element has no tie
+    ph, pw, stride = int(rng.integers(lo, 4)), int(rng.integers(lo, 4)), int(rng.integers(1, 3))
     n, c = batch(rng, kind, 1, 4), int(rng.integers(1, 4))
-    h, w = ph + stride * int(rng.integers(0, 3)), pw + stride * int(rng.integers(0, 3))
+    h, w = ph + stride * int(rng.integers(lo - 1, 3)), pw + stride * int(rng.integers(lo - 1, 3))
     x = special(rng, randn(rng, (n, c, h, w), dtype), kind)
     if kind == FLAVOURS[0]:
         x = np.maximum(x, 0)  # windows of zeros tie

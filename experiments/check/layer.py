@@ -11,7 +11,7 @@ from experiments.check.adapters import (FunctionPair, call_forward, copy_weights
 from experiments.check.diagnoses import diagnose
 from experiments.check.inputs import checker_rng, flavour
 from experiments.check.recognize import case_for, unmapped_reason
-from experiments.check.diagnoses import VARIANTS
+from experiments.check.diagnoses import VARIANTS, kink_note
 from experiments.check.results import CheckResult, Diagnosis, Refused, TensorRecord, UserCodeError, traceback_tail
 from experiments.check.torchrun import Run, output_shape, torch_name
 from experiments.compare import layer_tolerance
@@ -132,8 +132,10 @@ def _check(result, layer, module, inputs, nondiff, params, grads, train, grad_ou
         raise UserCodeError(f"forward({', '.join(names)})", e) from e
     findings = [d for d in (_modified(f"forward modified its input {names[i]} in place", given[i], inputs[i])
                             for i in range(len(inputs))) if d]
-    if isinstance(out, (list, tuple)) or not isinstance(out, (np.ndarray, np.generic, float, int)):
-        raise Refused(f"forward returned {type(out).__name__}, not an array")
+    if not isinstance(out, (np.ndarray, np.generic, float, int)):
+        result.diagnoses += findings + [Diagnosis("type", "bug", f"forward returned a {type(out).__name__}, not "
+                                                  "an ndarray", ("out",))]
+        return
     out = np.asarray(out)
     if out.shape != tuple(expected):
         result.records = [TensorRecord("out", "output", out.shape, str(out.dtype), float("inf"), float("inf"), (),
@@ -193,6 +195,9 @@ def _check(result, layer, module, inputs, nondiff, params, grads, train, grad_ou
         raise Refused(f"{result.against} raised {type(e).__name__} on these inputs: {e}") from e
     result.records = run.records(ours, ref)
     result.diagnoses += findings
+    note = kink_note(module, inputs)
+    if note:
+        result.notes.append(note)
     diagnose(result, run, ours, ref, slots, state, rng)
 
 

@@ -49,6 +49,15 @@ class TensorRecord:
     def ok(self) -> bool:
         return self.verdict == "ok"
 
+    @property
+    def ratio(self) -> float:
+        """float32: this tensor's error against torch's float64 / torch's float32 error against it (gradcheck's
+        measure, each floored at float32's resolution); nan in float64."""
+        if self.float64_error != self.float64_error or self.verdict == "shape":
+            return float("nan")
+        from experiments.gradcheck import float32_error_ratio
+        return float32_error_ratio(self)
+
 
 @dataclass
 class Diagnosis:
@@ -134,8 +143,9 @@ class CheckResult:
             lines.append(f"  {'tensor':14s} {'against':22s} {'shape':16s} {'max abs':>9s} {'scaled':>9s} "
                          f"{'tol':>7s}  {'where':14s} verdict")
             for r in self.records:
+                ratio = f" (error vs float64: {r.ratio:.2g} x torch's)" if r.ratio == r.ratio else ""
                 lines.append(f"  {r.name:14s} {r.against:22s} {str(r.shape):16s} {r.max_abs:9.2e} "
-                             f"{r.scaled:9.2e} {r.tolerance:7.0e}  {str(r.where):14s} {r.verdict}")
+                             f"{r.scaled:9.2e} {r.tolerance:7.0e}  {str(r.where):14s} {r.verdict}{ratio}")
         lines += [f"  note: {n}" for n in self.notes]
         lines += ["  | " + line for line in self.error_tail.splitlines()]
         return "\n".join(lines)
