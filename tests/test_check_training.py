@@ -3,7 +3,6 @@
 Tiny runs on generated MNIST-like digits (``--data synthetic``): no network, no MNIST cache needed.
 """
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
