@@ -152,3 +152,13 @@ def test_books_variants_are_confirmed_by_the_twin_with_them_applied():
     np.random.seed(1)
     r = check_network(N.SmallConvNet(book_dropout=True, book_loss=True), batch=3)
     assert "the torch twin with these variants applied reproduces the loss and every gradient" in r.notes, str(r)
+
+
+def test_the_networks_own_code_raising_is_an_error_verdict():
+    class Raises(N.TwoLayerNet):
+        def gradient(self, x, t):
+            raise ValueError("shapes (8,784) and (10,10) not aligned")
+
+    np.random.seed(0)
+    r = check_network(Raises(784, 10, 10), batch=2)
+    assert r.verdict == "error: gradient(x, t) raised ValueError: shapes (8,784) and (10,10) not aligned"

@@ -382,7 +382,11 @@ def _check_network(result, net, x, t, batch, seed, numerical):
                 result.error = f"gradient(x, t) raised {type(e).__name__}: {e}"
                 return
         np.random.set_state(replay)  # the same dropout masks as gradient's forward
-        loss = train_loss(net, x.copy(), t.copy())
+        try:
+            loss = train_loss(net, x.copy(), t.copy())
+        except Exception as e:  # noqa: BLE001
+            result.error = f"loss(x, t) raised {type(e).__name__}: {e}"
+            return
     finally:
         np.random.set_state(np_state)
     if not isinstance(grads, dict):
