@@ -1,5 +1,6 @@
 """experiments.check: the book's layers, broken variants and each diagnosis, measured against torch."""
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,10 @@ from experiments.check import (ADJOINT_TOL, CHECK_STREAM, assert_matches_torch, 
                                checker_rng, dot_product_test)
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "check_corpus"))
+import float32_inside  # noqa: E402
+import planted_book  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location("book_layers", ROOT / "examples" / "book_layers.py")
 B = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(B)
@@ -100,40 +105,11 @@ def test_book_convolution_float32_is_promoted_to_float64():
 
 
 # -- deliberately broken variants, each with its diagnosis ----------------------------------------------------
-class AffineSignOfdW(B.Affine):
-    def backward(self, dout):
-        dx = super().backward(dout)
-        self.dW = -np.dot(self.x.T, dout)
-        return dx
-
-
-class AffineMissingTranspose(B.Affine):
-    def backward(self, dout):
-        dx = super().backward(dout)
-        self.dW = np.dot(dout.T, self.x)
-        return dx
-
-
-class AffineMeanInDb(B.Affine):
-    def backward(self, dout):
-        dx = super().backward(dout)
-        self.db = np.mean(dout, axis=0)
-        return dx
-
-
-class ReluWrongMask(B.Relu):
-    def backward(self, dout):
-        return dout * self.mask  # the mask of the zeroed elements: the complement of the right one
-
-
-class DropoutNewMaskInBackward(B.Dropout):
-    def backward(self, dout):
-        return dout * (np.random.rand(*dout.shape) > self.dropout_ratio)
-
-
-class SigmoidWrongFormula(B.Sigmoid):
-    def backward(self, dout):
-        return dout * (1.0 - self.out)
+# the planted bugs of tests/check_corpus/planted_book.py, under this file's older names
+AffineSignOfdW, AffineMissingTranspose, AffineMeanInDb = (planted_book.AffineSignOfdW, planted_book.AffineTransposedW,
+                                                          planted_book.AffineMeanDb)
+ReluWrongMask, SigmoidWrongFormula = planted_book.ReluComplementMask, planted_book.SigmoidMissingFactor
+DropoutNewMaskInBackward = planted_book.DropoutNewMaskInBackward
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -493,17 +469,8 @@ def test_the_dot_product_test_skips_directions_across_a_kink():
 
 
 def test_a_correct_layer_computing_in_float32_passes_in_float32():
-    class SigmoidFloat32:
-        def forward(self, x):
-            self.out = (1 / (1 + np.exp(-x.astype(np.float32)))).astype(x.dtype)
-            return self.out
-
-        def backward(self, dout):
-            y = self.out.astype(np.float32)
-            return (dout.astype(np.float32) * y * (1 - y)).astype(dout.dtype)
-
     x = np.random.default_rng(32).standard_normal((16, 30)).astype(np.float32)
-    r = assert_matches_torch(SigmoidFloat32(), nn.Sigmoid(), x)
+    r = assert_matches_torch(float32_inside.Sigmoid(), nn.Sigmoid(), x)
     assert all(rec.ratio <= 2 for rec in r.records)  # as accurate as torch's float32 against torch's float64
 
 

@@ -256,7 +256,8 @@ class LossFunction:
     def forward(self, x, y):
         got = self.function(x, y)
         if not (isinstance(got, tuple) and len(got) == 2):
-            raise TypeError(f"{self.function.__name__} returned {type(got).__name__}, not (loss, dx)")
+            raise Refused(f"{self.function.__name__}(x, y) returned a {type(got).__name__}, not (loss, dx): "
+                          "a loss without its gradient has no backward to check")
         loss, self.dx = got
         return loss
 

@@ -74,7 +74,7 @@ def main(args) -> int:
     for name, kind, against, reason in listing:
         if kind == "unmapped":
             record = dict(layer=name, against=None, ok=None, checked=False, worst=None, configs=0,
-                          diagnosis=reason, verdict="not checked: " + reason)
+                          diagnosis=reason, verdict="not checked: " + reason, codes=[], notes=[], traceback="")
             detail = []
         else:
             status, got = in_child(_check_item, (str(path), name, args.dtype, args.configs, args.seed),
@@ -84,7 +84,7 @@ def main(args) -> int:
             else:
                 text = _failure(status, got, args.timeout, f"checking {name}")
                 record = dict(layer=name, against=against, ok=False, checked=True, worst=None, configs=0,
-                              diagnosis=text, verdict="error: " + text,
+                              diagnosis=text, verdict="error: " + text, codes=[], notes=[],
                               traceback=got[1] if status == "raised" else "")
                 detail = []
         records.append(record)

@@ -128,6 +128,8 @@ def _check(result, layer, module, inputs, nondiff, params, grads, train, grad_ou
     given = [v.copy() for v in inputs]  # the layer's own arrays: modified in place, they tell
     try:
         out = call_forward(layer, given, train)
+    except Refused:  # an adapter found the function is not what its name says (a loss without its gradient)
+        raise
     except Exception as e:  # noqa: BLE001 - the user's code raised: the verdict is "error"
         raise UserCodeError(f"forward({', '.join(names)})", e) from e
     findings = [d for d in (_modified(f"forward modified its input {names[i]} in place", given[i], inputs[i])
@@ -222,7 +224,7 @@ def check_class(name, cls, dtype, configs: int = 5, seed: int = 0):
     if case is None:
         reason = unmapped_reason(name, cls)
         return dict(layer=name, against=None, ok=None, checked=False, worst=None, configs=0,
-                    diagnosis=reason, verdict="not checked: " + reason), []
+                    diagnosis=reason, verdict="not checked: " + reason, codes=[], notes=[], traceback=""), []
     return run_case(name, case, cls, dtype, configs, seed)
 
 
