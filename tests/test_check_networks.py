@@ -162,3 +162,17 @@ def test_the_networks_own_code_raising_is_an_error_verdict():
     np.random.seed(0)
     r = check_network(Raises(784, 10, 10), batch=2)
     assert r.verdict == "error: gradient(x, t) raised ValueError: shapes (8,784) and (10,10) not aligned"
+
+
+def test_json_records_of_networks_and_optimizers_have_the_layer_records_keys(tmp_path, capsys):
+    f = tmp_path / "mixed.py"
+    f.write_text(f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nsys.path.insert(0, "
+                 f"{str(TESTS.parent / 'examples')!r})\nfrom book_layers import Relu\n"
+                 "from book_networks import TwoLayerNet\nfrom test_check_optimizers import Adam\n")
+    cli(["check", str(f), "--batch", "3", "--json", "--configs", "1"])
+    records = json.loads(capsys.readouterr().out)
+    assert [(r.get("kind", "layer"), r["layer"]) for r in records] == [("layer", "Relu"), ("network", "TwoLayerNet"),
+                                                                      ("optimizer", "Adam")]
+    layer_keys = set(records[0])
+    for r in records[1:]:
+        assert layer_keys <= set(r), layer_keys - set(r)

@@ -73,7 +73,8 @@ def check_all(args, path, names) -> list:
         else:
             text = _failure(status, got, _limit(args, kind), f"checking {name}")
             record = dict(kind=kind, layer=name, against="", ok=False, checked=True, worst=None, diagnosis=text,
-                          verdict="error: " + text, traceback=got[1] if status == "raised" else "")
+                          verdict="error: " + text, configs=0, dtype="", codes=[], notes=[],
+                          traceback=got[1] if status == "raised" else "")
             lines = [line for line in record["traceback"].splitlines()]
         records.append(record)
         if not args.json:
