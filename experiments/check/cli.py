@@ -32,7 +32,8 @@ def add_arguments(parser):
     parser.add_argument("path", metavar="PATH.py", help="a Python file defining layers: the book's classes ("
                         + ", ".join(BOOK) + ", also under other names: ReLU, Linear, Dense, MaxPooling...), "
                         "scratch.nn-style modules, CS231n-style <name>_forward/<name>_backward functions")
-    parser.add_argument("--layers", nargs="+", metavar="NAME", help="check only these classes or functions")
+    parser.add_argument("--layers", nargs="+", metavar="NAME",
+                        help="check only these (layer classes or functions, networks, optimizers)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                         help="dtype of inputs and weights (float64)")
     parser.add_argument("--configs", type=int, default=5, help="configurations per layer and mode (5): exact "

@@ -291,7 +291,8 @@ def _summary(name, result, pre, opt_check, variants, unapplied, opt_variant, dty
     else:
         err = result.shadow["err"]
         v = error_ratio_verdict(err["yours"], err["torch"])
-        summary["shadow"] = {k: v[k] for k in ("median_ratio", "p90_ratio", "verdict", "steps")}
+        summary["shadow"] = dict({k: v[k] for k in ("median_ratio", "p90_ratio", "verdict", "steps")},
+                                 yours_median_error=v["scratch_median_error"], torch_median_error=v["torch_median_error"])
         ok = not (pre.located or located)
         verdict = (f"float32 (parity reported, not asserted: largest loss difference {summary['max_loss_rel_diff']:.2g}"
                    f"{'' if first is None else f', above {tol:g} from step {first}'}); against the float64 shadow "
