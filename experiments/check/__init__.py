@@ -38,15 +38,25 @@ The package's files are its parts: results (records, verdicts, JSON), inputs (th
 inputs and weights per layer kind), adapters (the user's side of the comparison, function pairs), recognize
 (what a file holds and which torch counterpart each item is checked against), torchrun (the one way of
 running torch), diagnoses, adjoint (the dot-product test), layer (check_layer, check_class) and cli
-(``experiments check``: each layer in a child process, with a time limit).
+(``experiments check``: each layer in a child process, with a time limit). Beyond one layer: networks
+(``check_network``: a book-style network against a torch twin built from its own layers, the faulty layer
+located), optimizers (``check_optimizer``: ``update(params, grads)`` classes and CS231n's ``f(w, dw, config)``
+functions against ``torch.optim``), training (``train_network``: the network and its twin trained in
+lockstep) and cli_networks (their part of ``experiments check``, and ``--train``).
 """
 from experiments.check.adapters import FunctionPair, LossFunction
 from experiments.check.adjoint import ADJOINT_STEP, ADJOINT_TOL, dot_product_test
 from experiments.check.diagnoses import VARIANTS
 from experiments.check.inputs import CHECK_STREAM, checker_rng
 from experiments.check.layer import assert_matches_torch, check_class, check_functions, check_layer
+from experiments.check.networks import (NetworkResult, assert_network_matches_torch, build_network,
+                                        check_network)
+from experiments.check.optimizers import OptimizerResult, assert_optimizer_matches_torch, check_optimizer
 from experiments.check.results import CheckResult, Diagnosis, Refused, TensorRecord, UserCodeError
+from experiments.check.training import train_network, write_report
 
 __all__ = ["ADJOINT_STEP", "ADJOINT_TOL", "CHECK_STREAM", "CheckResult", "Diagnosis", "FunctionPair", "LossFunction",
            "Refused", "TensorRecord", "UserCodeError", "VARIANTS", "assert_matches_torch", "check_class",
-           "check_functions", "check_layer", "checker_rng", "dot_product_test"]
+           "check_functions", "check_layer", "checker_rng", "dot_product_test",
+           "NetworkResult", "OptimizerResult", "assert_network_matches_torch", "assert_optimizer_matches_torch",
+           "build_network", "check_network", "check_optimizer", "train_network", "write_report"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.check import cli_networks
 from experiments.check.layer import check_class, run_case
 from experiments.check.recognize import BOOK, items
 from experiments.check.results import traceback_tail
@@ -31,7 +32,8 @@ def add_arguments(parser):
     parser.add_argument("path", metavar="PATH.py", help="a Python file defining layers: the book's classes ("
                         + ", ".join(BOOK) + ", also under other names: ReLU, Linear, Dense, MaxPooling...), "
                         "scratch.nn-style modules, CS231n-style <name>_forward/<name>_backward functions")
-    parser.add_argument("--layers", nargs="+", metavar="NAME", help="check only these classes or functions")
+    parser.add_argument("--layers", nargs="+", metavar="NAME",
+                        help="check only these (layer classes or functions, networks, optimizers)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                         help="dtype of inputs and weights (float64)")
     parser.add_argument("--configs", type=int, default=5, help="configurations per layer and mode (5): exact "
@@ -40,6 +42,7 @@ def add_arguments(parser):
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"seconds allowed per layer and for importing the file ({DEFAULT_TIMEOUT:g})")
     parser.add_argument("--json", action="store_true", help="print a JSON list, one record per layer, at the end")
+    cli_networks.add_arguments(parser)
 
 
 def main(args) -> int:
@@ -54,12 +57,17 @@ def main(args) -> int:
     status, listing = in_child(_listing, (str(path),), args.timeout)
     if status != "ok":
         return _usage(f"cannot import {args.path}: {_failure(status, listing, args.timeout, 'importing it')}")
+    if args.train:
+        return cli_networks.main_train(args, path)
+    _, wholes = in_child(cli_networks.listing, (str(path),), args.timeout)  # networks and optimizers
     if args.layers:
-        unknown = [n for n in args.layers if not any(n == it[0] or n == it[0].split("/")[0] for it in listing)]
+        every = [it[0] for it in listing] + [n for n, _ in wholes]
+        unknown = [n for n in args.layers if not any(n == it or n == it.split("/")[0] for it in every)]
         if unknown:
             return _usage(f"{args.path} has no layer class {', '.join(unknown)} "
-                          f"(it has {', '.join(it[0] for it in listing) or 'none'})")
+                          f"(it has {', '.join(every) or 'none'})")
         listing = [it for n in args.layers for it in listing if n in (it[0], it[0].split("/")[0])]
+        wholes = [w for w in wholes if w[0] in args.layers]
     records = []
     widths = (max([22] + [len(it[0]) for it in listing]), max([26] + [len(it[2] or "") for it in listing]))
     if not args.json and listing:
@@ -83,12 +91,14 @@ def main(args) -> int:
         records.append(record)
         if not args.json:
             _print_row(record, detail, widths)
+    records += cli_networks.check_all(args, path, wholes)  # the file's networks and optimizers, each in a child
     if args.json:
         import json
         print(json.dumps(records, indent=1))
     checked = [r for r in records if r["checked"]]
     if not checked:
-        print(f"experiments check: no layer class or function it knows in {args.path}", file=sys.stderr)
+        print(f"experiments check: no layer class or function it knows in {args.path}, nor a network or an "
+              "optimizer", file=sys.stderr)
         return 2
     return 0 if all(r["ok"] for r in checked) else 1
 

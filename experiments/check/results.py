@@ -149,3 +149,14 @@ class CheckResult:
         lines += [f"  note: {n}" for n in self.notes]
         lines += ["  | " + line for line in self.error_tail.splitlines()]
         return "\n".join(lines)
+
+
+def summary_record(result: CheckResult, kind: str, **extra) -> dict:
+    """The command line's JSON record of one checked network or optimizer: ``run_case``'s keys (one form for
+    every kind), with ``kind`` and what the kind adds (``located``, ``numerical``, ``constructor``)."""
+    worst = result.worst
+    worst = float(worst) if worst == worst and worst not in (float("inf"),) else None  # JSON: no nan, no inf
+    return dict(kind=kind, layer=result.layer, against=result.against, ok=result.ok, checked=True, worst=worst,
+                diagnosis=result.diagnosis, verdict=result.verdict, configs=1, dtype=result.dtype,
+                codes=[d.code for d in result.diagnoses], traceback=result.error_tail, notes=list(result.notes),
+                **extra)
