@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.shadow import comparison, error_ratio_verdict  # noqa: E402
+from experiments.shadow import AS_ACCURATE, claim, error_ratio_verdict, interval_text  # noqa: E402
 from experiments.writing import environment_markdown  # noqa: E402
 from experiments.writing import markdown_table  # noqa: E402,F401  (the experiments take it from here too)
 
@@ -194,7 +194,7 @@ def plot_shadow(result, title=""):
         ax.set_yscale("log")
     v = error_ratio_verdict(shadow["err"]["scratch"], shadow["err"]["torch"])
     ax.set(xlabel="step", ylabel="error against float64 (log)",
-           title=f"{v['verdict']}: median error ratio scratch / torch {v['median_ratio']:.3g}")
+           title=f"{v['verdict']}: median error ratio scratch / torch {v['median_ratio']:.3g}{interval_text(v)}")
     ax.legend(fontsize=7)
     fig.suptitle(title or result.label)
     fig.tight_layout()
@@ -255,10 +255,13 @@ def parity_rows(results, extra) -> list:
             worst += "; " + (", ".join(marks) if marks else f"never above {DRIFT_MARKS[0]:g}")
         if r.shadow is not None:
             v = error_ratio_verdict(r.shadow["err"]["scratch"], r.shadow["err"]["torch"])
+            settle = f"; about {v['steps_to_settle']} steps would settle it" if v["steps_to_settle"] else ""
             rows.append({"figure": f"{r.label}: float32 error against the float64 shadow, scratch / torch "
-                                   f"(median over {v['steps']} steps; 90th percentile {fmt(v['p90_ratio'])}; median "
-                                   f"errors {fmt(v['scratch_median_error'])} / {fmt(v['torch_median_error'])})",
-                         "value": fmt(v["median_ratio"]), "tolerance": "0.5 to 2: as accurate",
+                                   f"(median over {v['steps']} steps{interval_text(v)}, block bootstrap, blocks of "
+                                   f"{v['block']} steps; 90th percentile {fmt(v['p90_ratio'])}; median errors "
+                                   f"{fmt(v['scratch_median_error'])} / {fmt(v['torch_median_error'])}{settle})",
+                         "value": fmt(v["median_ratio"]),
+                         "tolerance": f"interval within {AS_ACCURATE[0]:g} to {AS_ACCURATE[1]:g}: as accurate",
                          "within": v["verdict"]})
             worst += ("; the twins' raw difference is round-off amplified by training, each twin's distance from "
                       "the float64 shadow is the row above")
@@ -476,8 +479,8 @@ def _parity_cell(summary) -> str:
     if verdicts:
         worst = max(verdicts, key=lambda v: v["median_ratio"])
         models = f", the least accurate of {len(verdicts)} models" if len(verdicts) > 1 else ""
-        return (f"float32 vs float64 shadow: scratch {comparison(worst['verdict'])} torch (median error ratio "
-                f"{fmt(worst['median_ratio'])}{models})")
+        return (f"float32 vs float64 shadow: {claim(worst['verdict'])} (median error ratio "
+                f"{fmt(worst['median_ratio'])}{interval_text(worst)}{models})")
     return fmt(summary.get("worst_loss_rel_diff")) + _control(summary)
 
 
