@@ -133,6 +133,7 @@ def train_independent(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float6
                    augment_rngs=[t_rng], seed=seed, mode="independent")
     for field in ("final", "history", "evals", "time_per_step", "models", "initial"):
         getattr(s_result, field).update(getattr(t_result, field))
+    s_result.torch_twin = t_result.torch_twin
     return s_result
 
 

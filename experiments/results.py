@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from experiments.shadow import AS_ACCURATE, claim, error_ratio_verdict, interval_text  # noqa: E402
 from experiments.writing import environment_markdown  # noqa: E402
+from torch_ref.precision import describe as describe_device  # noqa: E402
 from experiments.writing import markdown_table  # noqa: E402,F401  (the experiments take it from here too)
 
 COLUMNS = ("experiment", "impl", "mode", "seed", "step", "epoch", "metric", "value")
@@ -308,7 +309,8 @@ def render_report(info, results, sections, figures, parity, env) -> str:
     lines += ["## What was run", "",
               markdown_table([{"profile": info["profile"], "mode": info["mode"], "seed": info["seed"],
                                "seeds (independent)": ", ".join(map(str, info["seeds"])),
-                               "dtype": info["dtype"], "torch device": info["device"],
+                               "dtype": info["dtype"], "torch device": describe_device(info.get("torch_twin"))
+                               or info["device"],
                                "threads per twin": info.get("threads"),
                                "scratch path": info.get("scratch_path", "fast"),
                                "units ran on": info.get("engine", "serial (this process)")}]),

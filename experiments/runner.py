@@ -265,6 +265,7 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
             "device": device, "threads": threads, "scratch_path": "fast" if scratch.is_fast() else "plain",
             "config": config, "headline_text": ctx.headline_text,
             "wall_time_s": time.perf_counter() - start, "engine": ctx.engine.description,
+            "torch_twin": torch_twin_record(ctx.results, device),
         }
         summary = dict(info, environment=env, trained=exp.trained, worst_loss_rel_diff=worst,
                        lockstep_tolerance=1e-9 if ctx.dtype == np.float64 else None,
@@ -278,6 +279,19 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
                                                      ctx.parities, env))
     write_index(out, [e.name for e in catalogue.all_experiments()], reference=None if is_reference(out) else REPORTS)
     return out / exp.name
+
+
+def torch_twin_record(results, device) -> dict:
+    """The torch twin's device and float32 settings as its units trained (torch_ref.precision), or as this
+    process holds them where nothing was trained."""
+    from torch_ref import precision
+
+    recorded = [r.torch_twin for r in results if r.torch_twin]
+    if recorded:
+        return recorded[0]
+    if str(device).startswith("cuda"):
+        precision.exact_float32()
+    return precision.settings(device)
 
 
 def _result_summary(r) -> dict:

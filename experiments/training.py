@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 import scratch.nn as snn
 from experiments.compare import compare_arrays
+from torch_ref import precision
 from torch_ref.nn import torch_dtype  # noqa: F401  (re-exported: the trainers and experiments take it from here)
 
 
@@ -181,6 +182,9 @@ class TorchTwin:
 
     def __init__(self, model, recipe: Recipe, device="cpu"):
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            precision.exact_float32()  # a reference comparison: IEEE float32, no TF32 (torch_ref.precision)
+        self.settings = precision.settings(self.device)  # what the report records of its arithmetic
         self.model = model.to(self.device)
         params = recipe.param_groups(self.model) if recipe.param_groups else self.model.parameters()
         self.optimizer = getattr(torch.optim, recipe.optimizer)(params, **recipe.optimizer_kwargs)
@@ -291,6 +295,7 @@ class TrainResult:
     # against the shadow) and "param_err" (impl -> [(step, scaled parameter error)])
     shadow: Optional[dict] = None
     initial: dict = field(default_factory=dict)  # impl -> state dict before the first step
+    torch_twin: Optional[dict] = None  # the torch twin's device and float32 settings (torch_ref.precision)
 
     def first_step_above(self, tol, diffs=None):
         """The first step whose relative loss difference exceeds ``tol`` (None if none does)."""
@@ -518,6 +523,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         evals=evals, loss_rel_diff=loss_rel, param_diff=param_diff,
         time_per_step={i: spent[i] / max(total, 1) for i in impls},
         models={tw.impl: getattr(tw, "model", None) for tw in twins}, initial=initial,
+        torch_twin=next((tw.settings for tw in twins if isinstance(tw, TorchTwin)), None),
         shadow=None if shadow is None else {"steps": shadow_steps, "loss": shadow_loss, "err": shadow_err,
                                             "param_err": shadow_param},
     )

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The checks that need a GPU machine (issue 26; docs/design.md, "The torch twin on a GPU", and
+# docs/paths.md, "Dask's scaling"): run from the repository root on a machine with a CUDA device and
+# many cores, writing what it measured under $OUT (default ./device_check_out).
+#
+#   bash tools/device_check.sh
+#
+# Parts, each timed and each run whatever the others did:
+#   1. the tests marked cuda (tests/test_cuda.py): the lockstep on the GPU, float64 parity, exact float32;
+#   2. simple_convnet --profile quick --dtype float32 --device cuda: the float32 verdict with its interval
+#      and the torch twin's recorded settings;
+#   3. the Dask scaling curve: two_layer_mnist --profile quick --mode independent over $SEEDS seeds on
+#      1 (serially, $SERIAL_SEEDS seeds), 2, 4 and 8 workers -> $OUT/scaling.csv and $OUT/scaling.md;
+#   4. lockstep wall time of the twins one after the other and side by side (docs/paths.md).
+# Needs the MNIST cache (data/mnist.npz, or $DLSCRATCH_DATA) and, where python3 lacks them, wheels of
+# dask, distributed and their dependencies (and torchvision) in .whl/, installed to /tmp/site.
+# About 6 minutes on 16 cores (serial 4 seeds ~65 s, 8 seeds on 2/4/8 workers ~70/40/30 s).
+set -u
+OUT=${OUT:-$PWD/device_check_out}
+SEEDS=${SEEDS:-8}
+SERIAL_SEEDS=${SERIAL_SEEDS:-4}
+PY=${PY:-python3}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD
+if compgen -G ".whl/*.whl" > /dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH=/tmp/site:$PWD
+fi
+export MPLBACKEND=Agg
+START=$(date +%s)
+log() { echo "[$(( $(date +%s) - START )) s] $*" | tee -a "$OUT/summary.txt"; }
+
+log "python: $($PY -c 'import sys, numpy, torch; print(sys.version.split()[0], "numpy", numpy.__version__, "torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")' 2>&1)"
+log "cores: $(nproc); imports: $($PY -c 'import torchvision, distributed; print("torchvision", torchvision.__version__, "distributed", distributed.__version__)' 2>&1 | tail -1)"
+
+# 1. the CUDA tests
+t0=$(date +%s)
+$PY -m pytest tests/test_cuda.py -q -p no:cacheprovider -rs > "$OUT/cuda_tests.txt" 2>&1
+log "1. cuda tests: rc $? in $(( $(date +%s) - t0 )) s: $(tail -1 "$OUT/cuda_tests.txt")"
+
+# 2. float32 simple_convnet with the torch twin on the GPU
+t0=$(date +%s)
+$PY -m experiments run simple_convnet --profile quick --dtype float32 --device cuda --out "$OUT/runs" \
+    > "$OUT/simple_convnet_cuda.txt" 2>&1
+rc=$?
+log "2. simple_convnet float32 cuda: rc $rc in $(( $(date +%s) - t0 )) s"
+$PY - "$OUT/runs/simple_convnet/summary.json" <<'EOF' 2>&1 | tee -a "$OUT/summary.txt"
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("   torch twin:", s.get("torch_twin"))
+for m in s["models"]:
+    print("   ", m["float32_vs_shadow"]["text"])
+EOF
+
+# 3. Dask scaling: experiment time as the runner records it (summary.json wall_time_s) and the whole command
+echo "workers,seeds,experiment_s,command_s,per_seed_s" > "$OUT/scaling.csv"
+scale() {  # workers seeds
+    local w=$1 n=$2 t0 rc
+    t0=$(date +%s%N)
+    $PY -m experiments run two_layer_mnist --profile quick --mode independent --seeds "$n" --workers "$w" \
+        --out "$OUT/scaling_w$w" > "$OUT/scaling_w$w.txt" 2>&1
+    rc=$?
+    local cmd; cmd=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+    local exp; exp=$($PY -c "import json; print(round(json.load(open('$OUT/scaling_w$w/two_layer_mnist/summary.json'))['wall_time_s'], 2))" 2>/dev/null || echo nan)
+    echo "$w,$n,$exp,$cmd,$($PY -c "print(round($exp / $n, 2))" 2>/dev/null || echo nan)" >> "$OUT/scaling.csv"
+    log "3. $w workers, $n seeds: rc $rc, experiment $exp s, command $cmd s"
+}
+scale 1 "$SERIAL_SEEDS"
+for w in ${WORKERS:-2 4 8}; do scale "$w" "$SEEDS"; done
+$PY - "$OUT/scaling.csv" <<'EOF' > "$OUT/scaling.md" 2>&1
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+serial = float(rows[0]["per_seed_s"])
+print("| workers | seeds | experiment time (s) | whole command (s) | speed-up | efficiency |")
+print("| --- | --- | --- | --- | --- | --- |")
+for r in rows:
+    w, n, t = int(r["workers"]), int(r["seeds"]), float(r["experiment_s"])
+    speed = serial * n / t
+    print(f"| {w} | {n} | {t:.1f} | {float(r['command_s']):.1f} | {speed:.2f}x | {speed / w:.0%} |")
+EOF
+cat "$OUT/scaling.md" | tee -a "$OUT/summary.txt"
+
+# 4. the twins one after the other and side by side (lockstep), one thread each
+if [ -f tools/lockstep_timing.py ]; then
+    t0=$(date +%s)
+    $PY tools/lockstep_timing.py --repeats 3 > "$OUT/lockstep_timing.txt" 2>&1
+    log "4. lockstep timing: rc $? in $(( $(date +%s) - t0 )) s"
+    tail -12 "$OUT/lockstep_timing.txt" | tee -a "$OUT/summary.txt"
+fi
+log "done"
