@@ -312,6 +312,7 @@ def render_report(info, results, sections, figures, parity, env) -> str:
                                "dtype": info["dtype"], "torch device": describe_device(info.get("torch_twin"))
                                or info["device"],
                                "threads per twin": info.get("threads"),
+                               "twins' steps": info.get("twins", "serial"),
                                "scratch path": info.get("scratch_path", "fast"),
                                "units ran on": info.get("engine", "serial (this process)")}]),
               "", "Configuration (profile `" + info["profile"] + "`):", "", "```json",

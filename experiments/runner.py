@@ -38,6 +38,7 @@ from experiments.results import (Recorder, jsonable, plot_independent, plot_lock
 from experiments.shadow import shadow_steps, shadow_summary
 
 MODES = ("lockstep", "independent", "both")
+TWINS = ("serial", "parallel", "auto")  # --twins: the lockstep twins one after the other, side by side, or auto
 DTYPES = ("float64", "float32")
 
 
@@ -53,7 +54,7 @@ class Context:
     """
 
     def __init__(self, exp, profile, config, seed, seeds, dtype, mode, device, directory, engine=None,
-                 threads=None):
+                 threads=None, parallel_twins=False):
         from experiments.lockstep import Streams
 
         self.experiment = exp
@@ -78,6 +79,7 @@ class Context:
         self.control = True  # run the 1-ulp control when a lockstep training leaves the tolerance
         self.engine = engine or SerialEngine()  # where units of work run (experiments.distributed)
         self.threads = threads  # threads per twin inside each unit
+        self.parallel_twins = parallel_twins  # lockstep: the twins take each step side by side
         self.failures = []  # UnitFailure of every unit that failed twice
 
     # -- training ----------------------------------------------------------------
@@ -101,8 +103,8 @@ class Context:
         seeds = [self.seed] if self.mode == "lockstep" else self.seeds
         light = not isinstance(self.engine, SerialEngine)
         shadow = shadow_steps(self.profile)
-        units = [TrainUnit(recipe, self.mode, s, str(self.dtype), self.device, self.control, light, shadow)
-                 for recipe in recipes for s in seeds]
+        units = [TrainUnit(recipe, self.mode, s, str(self.dtype), self.device, self.control, light, shadow,
+                           self.parallel_twins) for recipe in recipes for s in seeds]
         # A float32 lockstep run's float64 shadow needs the data as given (float64), not rounded to float32.
         with_shadow = self.mode == "lockstep" and self.dtype == np.float32 and shadow != 0
         # Aligned here as in the workers (experiments.distributed.align): MKL's sums depend on alignment.
@@ -223,7 +225,7 @@ def make_config(exp, profile: str, overrides=None) -> dict:
 
 
 def run_experiment(exp, profile="quick", mode="lockstep", seed=0, seeds=3, dtype="float64", device="cpu",
-                   out=None, overrides=None, threads=1, engine=None) -> Path:
+                   out=None, overrides=None, threads=1, engine=None, twins="serial") -> Path:
     """Run one experiment and write ``<out>/<name>/`` atomically; returns that folder.
 
     ``out``: default :func:`experiments.writing.runs_dir` (``runs/``), never the
@@ -231,13 +233,32 @@ def run_experiment(exp, profile="quick", mode="lockstep", seed=0, seeds=3, dtype
 
     ``threads``: threads for each twin during the run (see experiments.threads);
     None leaves them as they are. ``engine``: where its units of work run
-    (``experiments.distributed``; default: serially, in this process).
+    (``experiments.distributed``; default: serially, in this process). ``twins``: "parallel", "serial"
+    or "auto" (``parallel_twins``): whether the lockstep twins take each step side by side.
     """
     with thread_limit(threads):
-        return _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine)
+        return _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine,
+                               parallel_twins(twins, threads, engine))
 
 
-def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine) -> Path:
+def parallel_twins(choice: str, threads, engine=None) -> bool:
+    """Whether the lockstep twins step side by side: ``choice`` "parallel" or "serial", or "auto".
+
+    "auto": side by side when this process may use at least 2 x ``threads`` cores and runs the units
+    itself (a local or remote Dask cluster already keeps the cores busy with one unit per worker).
+    Why it is not always on: docs/paths.md, "The twins side by side".
+    """
+    if choice not in TWINS:
+        raise ConfigError(f"unknown --twins {choice!r}; valid: {', '.join(TWINS)}")
+    if choice != "auto":
+        return choice == "parallel"
+    from scratch.fast.parallel import _cores
+
+    return isinstance(engine or SerialEngine(), SerialEngine) and _cores() >= 2 * (threads or 1)
+
+
+def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine,
+                    parallel=False) -> Path:
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; valid modes are: {', '.join(MODES)}")
     config = make_config(exp, profile, overrides)
@@ -248,7 +269,7 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
     # must name the code that ran (and when it started), not the code at the end.
     env = environment()
     with atomic_dir(out / exp.name) as tmp:
-        ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp, engine, threads)
+        ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp, engine, threads, parallel)
         for m in (("lockstep", "independent") if mode == "both" else (mode,)):
             ctx.mode = m
             ctx.prefix = f"{m}_" if mode == "both" else ""
@@ -262,7 +283,8 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
         info = {
             "experiment": exp.name, "number": exp.number, "chapter": exp.chapter, "shows": exp.shows,
             "profile": profile, "mode": mode, "seed": seed, "seeds": seed_list, "dtype": str(ctx.dtype),
-            "device": device, "threads": threads, "scratch_path": "fast" if scratch.is_fast() else "plain",
+            "device": device, "threads": threads, "twins": "parallel" if parallel else "serial",
+            "scratch_path": "fast" if scratch.is_fast() else "plain",
             "config": config, "headline_text": ctx.headline_text,
             "wall_time_s": time.perf_counter() - start, "engine": ctx.engine.description,
             "torch_twin": torch_twin_record(ctx.results, device),
@@ -365,6 +387,11 @@ def add_run_arguments(parser) -> None:
                         help="threads for each twin (torch's pool; scratch's batch parts, OpenBLAS kept to one "
                              "thread); the twins take turns, and a spinning thread pool slows the other twin "
                              "down (default 1)")
+    parser.add_argument("--twins", choices=TWINS, default="serial",
+                        help="lockstep: the twins take each step one after the other (serial), side by side on "
+                             "two threads (parallel; the same numbers), or side by side where this process has "
+                             "2 x --threads cores and no Dask workers (auto) (default serial; docs/paths.md, "
+                             "'The twins side by side')")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of the profile, e.g. --set iterations=500 (repeatable)")
     parser.add_argument("--plain", action="store_true",
@@ -478,7 +505,7 @@ def _run_plan(plan, args, device, engine) -> int:
               file=sys.stderr, flush=True)
         try:
             folder = run_experiment(exp, args.profile, args.mode, args.seed, args.seeds, args.dtype, device,
-                                    args.out, own, args.threads, engine)
+                                    args.out, own, args.threads, engine, args.twins)
         except Exception:  # one broken experiment must not lose the others' reports
             traceback.print_exc()
             print(f"  FAILED: {exp.name} (its previous report, if any, is untouched)", file=sys.stderr)
