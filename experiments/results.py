@@ -301,6 +301,22 @@ near convergence) amplifies differences of 1e-16 exponentially, whatever compute
 first step above the tolerance, the twins agree to round-off."""
 
 
+def units_text(info) -> str:
+    """"serial (this process): 6 units", "local cluster, 2 workers: 6 units in 2 processes", or the engine
+    alone for a summary written before units were counted."""
+    engine = info.get("engine", "serial (this process)")
+    units = info.get("units")
+    if not units:
+        return engine
+    text = f"{engine}: {units['ran']} unit{'s' if units['ran'] != 1 else ''}"
+    where = [w for w in units.get("where", {}) if w != "this process"]
+    if where:
+        text += f" in {len(where)} worker process{'es' if len(where) != 1 else ''}"
+    if units.get("failed"):
+        text += f", {units['failed']} failed"
+    return text
+
+
 def render_report(info, results, sections, figures, parity, env) -> str:
     """report.md from the run's description, training results, sections and figures."""
     lines = [f"# {info['number']}. `{info['experiment']}`: chapter {info['chapter']}", "", info["shows"], ""]
@@ -314,7 +330,7 @@ def render_report(info, results, sections, figures, parity, env) -> str:
                                "threads per twin": info.get("threads"),
                                "twins' steps": info.get("twins", "serial"),
                                "scratch path": info.get("scratch_path", "fast"),
-                               "units ran on": info.get("engine", "serial (this process)")}]),
+                               "units ran on": units_text(info)}]),
               "", "Configuration (profile `" + info["profile"] + "`):", "", "```json",
               json.dumps(jsonable(info["config"]), indent=1), "```", "",
               f"Command: `python -m experiments run {info['experiment']} --profile {info['profile']} "

@@ -81,6 +81,7 @@ class Context:
         self.threads = threads  # threads per twin inside each unit
         self.parallel_twins = parallel_twins  # lockstep: the twins take each step side by side
         self.failures = []  # UnitFailure of every unit that failed twice
+        self.placements = {}  # where units ran ("this process", "HOST pid N") -> how many
 
     # -- training ----------------------------------------------------------------
     def train(self, recipe, data, plot=True) -> list:
@@ -151,12 +152,26 @@ class Context:
         return [o for o in outcomes if not isinstance(o, UnitFailure)]
 
     def _run_units(self, fn, items, keys, shared, label="training") -> list:
-        outcomes = self.engine.map(fn, items, keys, shared, self.threads, label=f"{self.name} {label}")
+        outcomes = self.engine.map(placed_unit, [(fn, item) for item in items], keys, shared, self.threads,
+                                   label=f"{self.name} {label}")
+        here = process_name()
+        values = []
         for o in outcomes:
             if isinstance(o, UnitFailure):
                 print(f"  {self.name}: {o.describe()}", file=sys.stderr, flush=True)
                 self.failures.append(o)
-        return outcomes
+                values.append(o)
+                continue
+            where, value = o
+            where = "this process" if where == here else where
+            self.placements[where] = self.placements.get(where, 0) + 1
+            values.append(value)
+        return values
+
+    def units_summary(self) -> dict:
+        """summary.json's ``units``: how many units of work ran, how many failed, on what and where."""
+        return {"ran": sum(self.placements.values()), "failed": len(self.failures),
+                "engine": self.engine.description, "where": dict(sorted(self.placements.items()))}
 
     def _plot_training(self, recipe, results):
         name = f"{recipe.tag or 'training'}_{self.mode}"
@@ -204,6 +219,19 @@ class Context:
         """The one-line result shown in reports/README.md."""
         if not self.headline_text or not self.prefix or self.mode == "lockstep":
             self.headline_text = text
+
+
+def process_name() -> str:
+    """"HOST pid N": the process a unit ran in."""
+    import socket
+
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+def placed_unit(job, *shared):
+    """Run ``fn(item, *shared)`` for ``job = (fn, item)``; ``(process_name(), value)``: where it ran, and what."""
+    fn, item = job
+    return process_name(), fn(item, *shared)
 
 
 # -- running ------------------------------------------------------------------------
@@ -287,7 +315,7 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
             "scratch_path": "fast" if scratch.is_fast() else "plain",
             "config": config, "headline_text": ctx.headline_text,
             "wall_time_s": time.perf_counter() - start, "engine": ctx.engine.description,
-            "torch_twin": torch_twin_record(ctx.results, device),
+            "torch_twin": torch_twin_record(ctx.results, device), "units": ctx.units_summary(),
         }
         summary = dict(info, environment=env, trained=exp.trained, worst_loss_rel_diff=worst,
                        lockstep_tolerance=1e-9 if ctx.dtype == np.float64 else None,
