@@ -30,6 +30,7 @@ from experiments.catalogue import PROFILES
 from experiments.distributed import (EngineError, SerialEngine, UnitFailure, UnitsFailed, align, dashboard_note,
                                      failures_markdown, keyed_unit, unit_seed_sequence)
 from experiments.distributed import engine as make_engine
+from experiments.packing import Packed, pack, unpack
 from experiments.writing import REPORTS, atomic_dir, environment, is_reference, runs_dir
 from experiments.stats import add_statistics, verdict_text
 from experiments.threads import threads as thread_limit
@@ -109,8 +110,10 @@ class Context:
         # A float32 lockstep run's float64 shadow needs the data as given (float64), not rounded to float32.
         with_shadow = self.mode == "lockstep" and self.dtype == np.float32 and shadow != 0
         # Aligned here as in the workers (experiments.distributed.align): MKL's sums depend on alignment.
-        outcomes = self._run_units(train_unit, units, [u.key for u in units],
-                                   (align(data if with_shadow else data.astype(self.dtype)),))
+        data = align(data if with_shadow else data.astype(self.dtype))
+        if not isinstance(self.engine, SerialEngine):
+            data = pack(data)  # to the workers in 8 bits where that is exact (experiments.packing)
+        outcomes = self._run_units(train_unit, units, [u.key for u in units], (data,))
         grouped = []
         for k, recipe in enumerate(recipes):
             results = []
@@ -231,7 +234,8 @@ def process_name() -> str:
 def placed_unit(job, *shared):
     """Run ``fn(item, *shared)`` for ``job = (fn, item)``; ``(process_name(), value)``: where it ran, and what."""
     fn, item = job
-    return process_name(), fn(item, *shared)
+    # Packed data (train_each on workers) is decoded once per worker and map, then aligned as align() says.
+    return process_name(), fn(item, *(align(unpack(s)) if isinstance(s, Packed) else s for s in shared))
 
 
 # -- running ------------------------------------------------------------------------
