@@ -13,14 +13,17 @@
 #      1 (serially, $SERIAL_SEEDS seeds), 2, 4 and 8 workers -> $OUT/scaling.csv and $OUT/scaling.md;
 #   4. lockstep wall time of the twins one after the other and side by side, on 2 of the cores (taskset);
 #   5. tools/dask_costs.py: imports, data sent to 8 workers (float64 and packed), a unit's result size.
-# Needs the MNIST cache (data/mnist.npz, or $DLSCRATCH_DATA) and, where python3 lacks them, wheels of
-# dask, distributed and their dependencies (and torchvision) in .whl/, installed to /tmp/site.
+# Needs the MNIST cache (.cache/mnist.npz, data/mnist.npz or $DLSCRATCH_DATA) and, where python3 lacks
+# them, wheels of dask, distributed and their dependencies (and torchvision) in .whl/, installed to
+# /tmp/site: tools/device_wheels.sh prepares both.
 # About 7 minutes on 16 cores (1: ~1 min; 2: ~40 s; 3: serial 4 seeds ~65 s, 8 seeds on 2/4/8 workers
 # ~70/40/30 s plus cluster starts; 4: ~2.5 min; 5: ~30 s).
 set -u
 OUT=${OUT:-$PWD/device_check_out}
 SEEDS=${SEEDS:-8}
 SERIAL_SEEDS=${SERIAL_SEEDS:-4}
+# Smaller settings for a trial on a small machine: WORKERS="2" SEEDS=2 SERIAL_SEEDS=1 COST_WORKERS=2
+# TIMING_ARGS="--names perceptron_gates --threads 1 --repeats 1"
 PY=${PY:-python3}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD
@@ -29,6 +32,8 @@ if compgen -G ".whl/*.whl" > /dev/null; then
         && export PYTHONPATH=/tmp/site:$PWD
 fi
 export MPLBACKEND=Agg
+# The MNIST cache carried in .cache/ (tools/device_wheels.sh), unless the machine has its own
+if [ -z "${DLSCRATCH_DATA:-}" ] && [ -f .cache/mnist.npz ]; then export DLSCRATCH_DATA=$PWD/.cache; fi
 START=$(date +%s)
 log() { echo "[$(( $(date +%s) - START )) s] $*" | tee -a "$OUT/summary.txt"; }
 
@@ -85,14 +90,15 @@ cat "$OUT/scaling.md" | tee -a "$OUT/summary.txt"
 # 4. the twins one after the other and side by side (lockstep), on two cores of this machine (taskset):
 #    the two-core figures of docs/paths.md, "The twins side by side", on a quiet machine
 t0=$(date +%s)
-taskset -c 0,1 $PY tools/lockstep_timing.py --names two_layer_mnist simple_convnet --threads 1 2 --repeats 2 \
+# shellcheck disable=SC2086  # TIMING_ARGS is a list of arguments
+taskset -c 0,1 $PY tools/lockstep_timing.py ${TIMING_ARGS:---names two_layer_mnist simple_convnet --threads 1 2 --repeats 2} \
     > "$OUT/lockstep_timing.md" 2>&1
 log "4. lockstep timing on 2 cores: rc $? in $(( $(date +%s) - t0 )) s"
 cat "$OUT/lockstep_timing.md" | tee -a "$OUT/summary.txt"
 
 # 5. where Dask's time goes besides training: imports, sending the data to 8 workers (float64 and packed)
 t0=$(date +%s)
-$PY tools/dask_costs.py --workers 8 > "$OUT/dask_costs.txt" 2>&1
+$PY tools/dask_costs.py --workers "${COST_WORKERS:-8}" > "$OUT/dask_costs.txt" 2>&1
 log "5. dask costs: rc $? in $(( $(date +%s) - t0 )) s"
 cat "$OUT/dask_costs.txt" | tee -a "$OUT/summary.txt"
 log "done"
