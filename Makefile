@@ -8,6 +8,9 @@ PY     := $(VENV)/bin/python
 # `make full WORKERS=4` / `make reference WORKERS=4`: the units of work on a local Dask cluster of 4
 # processes (README, "Beyond one machine")
 WORKERS ?= 1
+# `make full TWINS=serial`: the lockstep twins one after the other (default auto: side by side where two
+# cores per twin's threads are free; docs/paths.md, "The twins side by side")
+TWINS ?= auto
 STAMP  := $(VENV)/.installed
 
 # `make test-oldest`: the oldest releases pyproject.toml admits, pinned in constraints-oldest.txt, in a venv
@@ -34,11 +37,11 @@ run: data
 	$(PY) -m experiments run all --profile quick
 
 full: data
-	$(PY) -m experiments run all --profile full --workers $(WORKERS)
+	$(PY) -m experiments run all --profile full --workers $(WORKERS) --twins $(TWINS)
 
 # The committed reference reports (full profile, hours on 2 cores): only on purpose.
 reference: data
-	$(PY) -m experiments run all --profile full --workers $(WORKERS) --out reports
+	$(PY) -m experiments run all --profile full --workers $(WORKERS) --twins $(TWINS) --out reports
 	$(PY) -m experiments gradcheck --out reports
 	$(PY) -m experiments bench --out reports/bench
 

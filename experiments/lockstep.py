@@ -48,7 +48,7 @@ class Streams:
 
 
 def train_lockstep(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, device="cpu", log=None,
-                   shadow_steps=None):
+                   shadow_steps=None, parallel: bool = False):
     """Train both twins from the same weights on the same batches; returns a ``TrainResult``.
 
     In float32 a float64 shadow runs beside them for the first ``shadow_steps``
@@ -56,6 +56,8 @@ def train_lockstep(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, 
     this seed builds it (the float64 run's first step, bit for bit), on the
     float64 data, the same batches, dropout masks and augmentations. Each twin's
     distance from it measures its own float32 round-off (``TrainResult.shadow``).
+    ``parallel``: the twins take each step side by side, on two threads (``training.TwinSteps``);
+    the same numbers.
     """
     dtype = np.dtype(dtype)
     streams = Streams(seed)
@@ -72,7 +74,7 @@ def train_lockstep(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float64, 
     twins = [ScratchTwin(s_model, recipe), TorchTwin(t_model, recipe, device)]
     order_rng = streams.rng("batches")
     return fit(twins, data, recipe, [order_rng.permutation], _logger(log, seed),
-               augment_rngs=[streams.rng("augment")], seed=seed, mode="lockstep", shadow=shadow)
+               augment_rngs=[streams.rng("augment")], seed=seed, mode="lockstep", shadow=shadow, parallel=parallel)
 
 
 def _lockstep_random(streams: Streams, init: bool) -> TwinRandom:
@@ -133,6 +135,7 @@ def train_independent(recipe: Recipe, data: Data, seed: int = 0, dtype=np.float6
                    augment_rngs=[t_rng], seed=seed, mode="independent")
     for field in ("final", "history", "evals", "time_per_step", "models", "initial"):
         getattr(s_result, field).update(getattr(t_result, field))
+    s_result.torch_twin = t_result.torch_twin
     return s_result
 
 
@@ -153,6 +156,7 @@ class TrainUnit:
     control: bool = True
     light: bool = False
     shadow_steps: Optional[int] = None  # float32 lockstep: steps of the float64 shadow (None: all; 0: none)
+    parallel: bool = False  # lockstep: the twins take each step side by side (training.TwinSteps)
 
     @property
     def key(self):
@@ -172,7 +176,7 @@ def train_unit(unit: TrainUnit, data: Data):
     tol = 1e-9 if dtype == np.float64 else None
     if unit.mode == "lockstep":
         result = train_lockstep(unit.recipe, data, unit.seed, dtype, unit.device, log,
-                                shadow_steps=unit.shadow_steps)
+                                shadow_steps=unit.shadow_steps, parallel=unit.parallel)
     else:
         result = train_independent(unit.recipe, data, unit.seed, dtype, unit.device, log)
     result.tolerance = tol if result.mode == "lockstep" else None

@@ -24,8 +24,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.shadow import comparison, error_ratio_verdict  # noqa: E402
+from experiments.shadow import AS_ACCURATE, claim, comparison, error_ratio_verdict, interval_text  # noqa: E402
 from experiments.writing import MARKER, OutputError, environment_markdown, owns, write_text_atomic  # noqa: E402
+from torch_ref.precision import describe as describe_device  # noqa: E402
 from experiments.writing import markdown_table  # noqa: E402,F401  (the experiments take it from here too)
 
 COLUMNS = ("experiment", "impl", "mode", "seed", "step", "epoch", "metric", "value")
@@ -192,7 +193,7 @@ def plot_shadow(result, title=""):
         ax.set_yscale("log")
     v = error_ratio_verdict(shadow["err"]["scratch"], shadow["err"]["torch"])
     ax.set(xlabel="step", ylabel="error against float64 (log)",
-           title=f"{v['verdict']}: median error ratio scratch / torch {v['median_ratio']:.3g}")
+           title=f"{v['verdict']}: median error ratio scratch / torch {v['median_ratio']:.3g}{interval_text(v)}")
     ax.legend(fontsize=7)
     fig.suptitle(title or result.label)
     fig.tight_layout()
@@ -253,10 +254,13 @@ def parity_rows(results, extra) -> list:
             worst += "; " + (", ".join(marks) if marks else f"never above {DRIFT_MARKS[0]:g}")
         if r.shadow is not None:
             v = error_ratio_verdict(r.shadow["err"]["scratch"], r.shadow["err"]["torch"])
+            settle = f"; about {v['steps_to_settle']} steps would settle it" if v["steps_to_settle"] else ""
             rows.append({"figure": f"{r.label}: float32 error against the float64 shadow, scratch / torch "
-                                   f"(median over {v['steps']} steps; 90th percentile {fmt(v['p90_ratio'])}; median "
-                                   f"errors {fmt(v['scratch_median_error'])} / {fmt(v['torch_median_error'])})",
-                         "value": fmt(v["median_ratio"]), "tolerance": "0.5 to 2: as accurate",
+                                   f"(median over {v['steps']} steps{interval_text(v)}, block bootstrap, blocks of "
+                                   f"{v['block']} steps; 90th percentile {fmt(v['p90_ratio'])}; median errors "
+                                   f"{fmt(v['scratch_median_error'])} / {fmt(v['torch_median_error'])}{settle})",
+                         "value": fmt(v["median_ratio"]),
+                         "tolerance": f"interval within {AS_ACCURATE[0]:g} to {AS_ACCURATE[1]:g}: as accurate",
                          "within": v["verdict"]})
             worst += ("; the twins' raw difference is round-off amplified by training, each twin's distance from "
                       "the float64 shadow is the row above")
@@ -295,6 +299,22 @@ near convergence) amplifies differences of 1e-16 exponentially, whatever compute
 first step above the tolerance, the twins agree to round-off."""
 
 
+def units_text(info) -> str:
+    """"serial (this process): 6 units", "local cluster, 2 workers: 6 units in 2 processes", or the engine
+    alone for a summary written before units were counted."""
+    engine = info.get("engine", "serial (this process)")
+    units = info.get("units")
+    if not units:
+        return engine
+    text = f"{engine}: {units['ran']} unit{'s' if units['ran'] != 1 else ''}"
+    where = [w for w in units.get("where", {}) if w != "this process"]
+    if where:
+        text += f" in {len(where)} worker process{'es' if len(where) != 1 else ''}"
+    if units.get("failed"):
+        text += f", {units['failed']} failed"
+    return text
+
+
 def render_report(info, results, sections, figures, parity, env) -> str:
     """report.md from the run's description, training results, sections and figures."""
     lines = [f"# {info['number']}. `{info['experiment']}`: chapter {info['chapter']}", "", info["shows"], ""]
@@ -303,10 +323,12 @@ def render_report(info, results, sections, figures, parity, env) -> str:
     lines += ["## What was run", "",
               markdown_table([{"profile": info["profile"], "mode": info["mode"], "seed": info["seed"],
                                "seeds (independent)": ", ".join(map(str, info["seeds"])),
-                               "dtype": info["dtype"], "torch device": info["device"],
+                               "dtype": info["dtype"], "torch device": describe_device(info.get("torch_twin"))
+                               or info["device"],
                                "threads per twin": info.get("threads"),
+                               "twins' steps": info.get("twins", "serial"),
                                "scratch path": info.get("scratch_path", "fast"),
-                               "units ran on": info.get("engine", "serial (this process)")}]),
+                               "units ran on": units_text(info)}]),
               "", "Configuration (profile `" + info["profile"] + "`):", "", "```json",
               json.dumps(jsonable(info["config"]), indent=1), "```", "",
               f"Command: `python -m experiments run {info['experiment']} --profile {info['profile']} "
@@ -473,8 +495,8 @@ def _parity_cell(summary) -> str:
     if verdicts:
         worst = max(verdicts, key=lambda v: v["median_ratio"])
         models = f", the least accurate of {len(verdicts)} models" if len(verdicts) > 1 else ""
-        return (f"float32 vs float64 shadow: scratch {comparison(worst['verdict'])} torch (median error ratio "
-                f"{fmt(worst['median_ratio'])}{models})")
+        return (f"float32 vs float64 shadow: {claim(worst['verdict'])} (median error ratio "
+                f"{fmt(worst['median_ratio'])}{interval_text(worst)}{models})")
     return fmt(summary.get("worst_loss_rel_diff")) + _control(summary)
 
 

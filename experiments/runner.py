@@ -33,6 +33,7 @@ from experiments.distributed import (CONNECT_TIMEOUT_S, WAIT_WORKERS_S, EngineEr
                                      UnitsFailed, align, dashboard_note, failures_markdown, keyed_unit,
                                      unit_seed_sequence)
 from experiments.distributed import engine as make_engine
+from experiments.packing import Packed, pack, unpack
 from experiments.writing import (REPORTS, OutputError, atomic_dir, check_target, environment, is_reference,
                                  runs_dir)
 from experiments.stats import add_statistics, verdict_text
@@ -42,6 +43,7 @@ from experiments.results import (Recorder, jsonable, plot_independent, plot_lock
 from experiments.shadow import shadow_steps, shadow_summary
 
 MODES = ("lockstep", "independent", "both")
+TWINS = ("serial", "parallel", "auto")  # --twins: the lockstep twins one after the other, side by side, or auto
 DTYPES = ("float64", "float32")
 
 
@@ -57,7 +59,7 @@ class Context:
     """
 
     def __init__(self, exp, profile, config, seed, seeds, dtype, mode, device, directory, engine=None,
-                 threads=None):
+                 threads=None, parallel_twins=False):
         from experiments.lockstep import Streams
 
         self.experiment = exp
@@ -82,7 +84,9 @@ class Context:
         self.control = True  # run the 1-ulp control when a lockstep training leaves the tolerance
         self.engine = engine or SerialEngine()  # where units of work run (experiments.distributed)
         self.threads = threads  # threads per twin inside each unit
+        self.parallel_twins = parallel_twins  # lockstep: the twins take each step side by side
         self.failures = []  # UnitFailure of every unit that failed twice
+        self.placements = {}  # where units ran ("this process", "HOST pid N") -> how many
 
     # -- training ----------------------------------------------------------------
     def train(self, recipe, data, plot=True) -> list:
@@ -105,13 +109,15 @@ class Context:
         seeds = [self.seed] if self.mode == "lockstep" else self.seeds
         light = not isinstance(self.engine, SerialEngine)
         shadow = shadow_steps(self.profile)
-        units = [TrainUnit(recipe, self.mode, s, str(self.dtype), self.device, self.control, light, shadow)
-                 for recipe in recipes for s in seeds]
+        units = [TrainUnit(recipe, self.mode, s, str(self.dtype), self.device, self.control, light, shadow,
+                           self.parallel_twins) for recipe in recipes for s in seeds]
         # A float32 lockstep run's float64 shadow needs the data as given (float64), not rounded to float32.
         with_shadow = self.mode == "lockstep" and self.dtype == np.float32 and shadow != 0
         # Aligned here as in the workers (experiments.distributed.align): MKL's sums depend on alignment.
-        outcomes = self._run_units(train_unit, units, [u.key for u in units],
-                                   (align(data if with_shadow else data.astype(self.dtype)),))
+        data = align(data if with_shadow else data.astype(self.dtype))
+        if not isinstance(self.engine, SerialEngine):
+            data = pack(data)  # to the workers in 8 bits where that is exact (experiments.packing)
+        outcomes = self._run_units(train_unit, units, [u.key for u in units], (data,))
         grouped = []
         for k, recipe in enumerate(recipes):
             results = []
@@ -154,12 +160,26 @@ class Context:
         return [o for o in outcomes if not isinstance(o, UnitFailure)]
 
     def _run_units(self, fn, items, keys, shared, label="training") -> list:
-        outcomes = self.engine.map(fn, items, keys, shared, self.threads, label=f"{self.name} {label}")
+        outcomes = self.engine.map(placed_unit, [(fn, item) for item in items], keys, shared, self.threads,
+                                   label=f"{self.name} {label}")
+        here = process_name()
+        values = []
         for o in outcomes:
             if isinstance(o, UnitFailure):
                 print(f"  {self.name}: {o.describe()}", file=sys.stderr, flush=True)
                 self.failures.append(o)
-        return outcomes
+                values.append(o)
+                continue
+            where, value = o
+            where = "this process" if where == here else where
+            self.placements[where] = self.placements.get(where, 0) + 1
+            values.append(value)
+        return values
+
+    def units_summary(self) -> dict:
+        """summary.json's ``units``: how many units of work ran, how many failed, on what and where."""
+        return {"ran": sum(self.placements.values()), "failed": len(self.failures),
+                "engine": self.engine.description, "where": dict(sorted(self.placements.items()))}
 
     def _plot_training(self, recipe, results):
         name = f"{recipe.tag or 'training'}_{self.mode}"
@@ -209,6 +229,20 @@ class Context:
             self.headline_text = text
 
 
+def process_name() -> str:
+    """"HOST pid N": the process a unit ran in."""
+    import socket
+
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+def placed_unit(job, *shared):
+    """Run ``fn(item, *shared)`` for ``job = (fn, item)``; ``(process_name(), value)``: where it ran, and what."""
+    fn, item = job
+    # Packed data (train_each on workers) is decoded once per worker and map, then aligned as align() says.
+    return process_name(), fn(item, *(align(unpack(s)) if isinstance(s, Packed) else s for s in shared))
+
+
 # -- running ------------------------------------------------------------------------
 class ConfigError(ValueError):
     """A bad profile or setting: reported as a usage error, before anything runs."""
@@ -228,7 +262,7 @@ def make_config(exp, profile: str, overrides=None) -> dict:
 
 
 def run_experiment(exp, profile="quick", mode="lockstep", seed=0, seeds=3, dtype="float64", device="cpu",
-                   out=None, overrides=None, threads=1, engine=None) -> Path:
+                   out=None, overrides=None, threads=1, engine=None, twins="serial") -> Path:
     """Run one experiment and write ``<out>/<name>/`` atomically; returns that folder.
 
     ``out``: default :func:`experiments.writing.runs_dir` (``runs/``), never the
@@ -236,13 +270,32 @@ def run_experiment(exp, profile="quick", mode="lockstep", seed=0, seeds=3, dtype
 
     ``threads``: threads for each twin during the run (see experiments.threads);
     None leaves them as they are. ``engine``: where its units of work run
-    (``experiments.distributed``; default: serially, in this process).
+    (``experiments.distributed``; default: serially, in this process). ``twins``: "parallel", "serial"
+    or "auto" (``parallel_twins``): whether the lockstep twins take each step side by side.
     """
     with thread_limit(threads):
-        return _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine)
+        return _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine,
+                               parallel_twins(twins, threads, engine))
 
 
-def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine) -> Path:
+def parallel_twins(choice: str, threads, engine=None) -> bool:
+    """Whether the lockstep twins step side by side: ``choice`` "parallel" or "serial", or "auto".
+
+    "auto": side by side when this process may use at least 2 x ``threads`` cores and runs the units
+    itself (a local or remote Dask cluster already keeps the cores busy with one unit per worker).
+    Why it is not always on: docs/paths.md, "The twins side by side".
+    """
+    if choice not in TWINS:
+        raise ConfigError(f"unknown --twins {choice!r}; valid: {', '.join(TWINS)}")
+    if choice != "auto":
+        return choice == "parallel"
+    from scratch.fast.parallel import _cores
+
+    return isinstance(engine or SerialEngine(), SerialEngine) and _cores() >= 2 * (threads or 1)
+
+
+def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrides, threads, engine,
+                    parallel=False) -> Path:
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; valid modes are: {', '.join(MODES)}")
     config = make_config(exp, profile, overrides)
@@ -258,7 +311,7 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
                     reference=None if is_reference(out) else REPORTS)
 
     with atomic_dir(out / exp.name, then=index) as tmp:
-        ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp, engine, threads)
+        ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp, engine, threads, parallel)
         for m in (("lockstep", "independent") if mode == "both" else (mode,)):
             ctx.mode = m
             ctx.prefix = f"{m}_" if mode == "both" else ""
@@ -272,9 +325,11 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
         info = {
             "experiment": exp.name, "number": exp.number, "chapter": exp.chapter, "shows": exp.shows,
             "profile": profile, "mode": mode, "seed": seed, "seeds": seed_list, "dtype": str(ctx.dtype),
-            "device": device, "threads": threads, "scratch_path": "fast" if scratch.is_fast() else "plain",
+            "device": device, "threads": threads, "twins": "parallel" if parallel else "serial",
+            "scratch_path": "fast" if scratch.is_fast() else "plain",
             "config": config, "headline_text": ctx.headline_text,
             "wall_time_s": time.perf_counter() - start, "engine": ctx.engine.description,
+            "torch_twin": torch_twin_record(ctx.results, device), "units": ctx.units_summary(),
         }
         summary = dict(info, environment=env, trained=exp.trained, worst_loss_rel_diff=worst,
                        lockstep_tolerance=1e-9 if ctx.dtype == np.float64 else None,
@@ -287,6 +342,19 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
         (tmp / "report.md").write_text(render_report(info, ctx.results, ctx.sections, ctx.figures,
                                                      ctx.parities, env))
     return out / exp.name
+
+
+def torch_twin_record(results, device) -> dict:
+    """The torch twin's device and float32 settings as its units trained (torch_ref.precision), or as this
+    process holds them where nothing was trained."""
+    from torch_ref import precision
+
+    recorded = [r.torch_twin for r in results if r.torch_twin]
+    if recorded:
+        return recorded[0]
+    if str(device).startswith("cuda"):
+        precision.exact_float32()
+    return precision.settings(device)
 
 
 def _result_summary(r) -> dict:
@@ -361,6 +429,11 @@ def add_run_arguments(parser) -> None:
                         help="threads for each twin (torch's pool; scratch's batch parts, OpenBLAS kept to one "
                              "thread); the twins take turns, and a spinning thread pool slows the other twin "
                              "down (default 1)")
+    parser.add_argument("--twins", choices=TWINS, default="serial",
+                        help="lockstep: the twins take each step one after the other (serial), side by side on "
+                             "two threads (parallel; the same numbers), or side by side where this process has "
+                             "2 x --threads cores and no Dask workers (auto) (default serial; docs/paths.md, "
+                             "'The twins side by side')")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of the profile, e.g. --set iterations=500 (repeatable)")
     parser.add_argument("--plain", action="store_true",
@@ -495,7 +568,7 @@ def _run_plan(plan, args, device, engine) -> int:
               file=sys.stderr, flush=True)
         try:
             folder = run_experiment(exp, args.profile, args.mode, args.seed, args.seeds, args.dtype, device,
-                                    args.out, own, args.threads, engine)
+                                    args.out, own, args.threads, engine, args.twins)
         except OutputError as e:  # the message says what is where
             print(f"  FAILED: {exp.name}: {e}", file=sys.stderr)
             failed.append(exp.name)

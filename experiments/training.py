@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 import scratch.nn as snn
 from experiments.compare import compare_arrays
+from torch_ref import precision
 from torch_ref.nn import torch_dtype  # noqa: F401  (re-exported: the trainers and experiments take it from here)
 
 
@@ -181,6 +182,9 @@ class TorchTwin:
 
     def __init__(self, model, recipe: Recipe, device="cpu"):
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            precision.exact_float32()  # a reference comparison: IEEE float32, no TF32 (torch_ref.precision)
+        self.settings = precision.settings(self.device)  # what the report records of its arithmetic
         self.model = model.to(self.device)
         params = recipe.param_groups(self.model) if recipe.param_groups else self.model.parameters()
         self.optimizer = getattr(torch.optim, recipe.optimizer)(params, **recipe.optimizer_kwargs)
@@ -291,6 +295,7 @@ class TrainResult:
     # against the shadow) and "param_err" (impl -> [(step, scaled parameter error)])
     shadow: Optional[dict] = None
     initial: dict = field(default_factory=dict)  # impl -> state dict before the first step
+    torch_twin: Optional[dict] = None  # the torch twin's device and float32 settings (torch_ref.precision)
 
     def first_step_above(self, tol, diffs=None):
         """The first step whose relative loss difference exceeds ``tol`` (None if none does)."""
@@ -361,8 +366,65 @@ def progress_bars(twins, total: int, label: str):
                  dynamic_ncols=True) for i, tw in enumerate(twins)]
 
 
+class TwinSteps:
+    """One training step of each twin, and of the float64 shadow: one after another, or side by side.
+
+    Side by side (``parallel``, a scratch twin beside a torch twin): the scratch twin steps on a thread
+    of its own while the calling thread steps the torch twin and then the shadow; the step ends when
+    both have. Both twins spend their time in code that releases the GIL (NumPy's BLAS and loops,
+    torch's kernels), so on two free cores a lockstep step takes about the longer twin's time instead
+    of the sum. The numbers are the same bits: each twin computes on its own arrays with its own
+    generators, with the threads it has either way (torch keeps its intra-op threads in the calling
+    thread, where ``torch.set_num_threads`` set them; scratch's parts and OpenBLAS's count are
+    process-wide), and everything shared (the batch, the augmentation draw, the logs) happens in the
+    calling thread, before or after, in the same order. Each twin's time is its own step's wall time,
+    measured in its thread (with the other twin running beside it).
+    """
+
+    def __init__(self, twins, recipe: Recipe, shadow_twin=None, parallel: bool = False):
+        self.twins, self.recipe, self.shadow_twin = twins, recipe, shadow_twin
+        self.pool, self.aside = None, None
+        torch_twins = [k for k, tw in enumerate(twins) if isinstance(tw, TorchTwin)]
+        if parallel and len(twins) == 2 and len(torch_twins) == 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.aside = 1 - torch_twins[0]
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{twins[self.aside].impl}-twin")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+    def _one(self, twin, batch):
+        t0 = time.perf_counter()
+        loss = twin.step(*batch)
+        if twin.scheduler is not None and self.recipe.scheduler_interval == "step":
+            twin.scheduler.step()
+        return loss, time.perf_counter() - t0
+
+    def step(self, batches, shadow_batch=None):
+        """``([(loss, seconds)] per twin, the shadow's loss or None)`` after one step on ``batches``."""
+        if self.pool is None:
+            out = [self._one(tw, b) for tw, b in zip(self.twins, batches)]
+            return out, None if shadow_batch is None else self._one(self.shadow_twin, shadow_batch)[0]
+        from concurrent.futures import wait
+
+        future = self.pool.submit(self._one, self.twins[self.aside], batches[self.aside])
+        try:
+            out = {k: self._one(tw, b) for k, (tw, b) in enumerate(zip(self.twins, batches)) if k != self.aside}
+            loss64 = None if shadow_batch is None else self._one(self.shadow_twin, shadow_batch)[0]
+        finally:
+            wait([future])  # never leave the other twin mid-step, whatever happened here
+        out[self.aside] = future.result()
+        return [out[k] for k in range(len(self.twins))], loss64
+
+
 def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed: int = 0,
-        mode: str = "lockstep", progress: bool = True, shadow: Optional[Shadow] = None) -> TrainResult:
+        mode: str = "lockstep", progress: bool = True, shadow: Optional[Shadow] = None,
+        parallel: bool = False) -> TrainResult:
     """Train ``twins`` (one or two) on ``data`` following ``recipe``.
 
     ``orders[i](n) -> permutation`` gives twin i's batch order for each epoch; in
@@ -372,6 +434,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
     the parameter difference every ``recipe.param_every`` steps. ``shadow`` (lockstep
     only) runs beside them for its first steps, and each twin's loss and parameter
     errors against it are recorded (``loss_err_vs_float64``, ``param_err_vs_float64``).
+    ``parallel``: a scratch twin and a torch twin take each step side by side (``TwinSteps``).
     """
     n = len(data.x_train)
     total = recipe.total_steps(n)
@@ -423,6 +486,76 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         param_diff.append((step, d))
         log("diff", m("param_diff"), d, step, epoch)
 
+    def walk_epochs(stepper):
+        nonlocal step, floor, epoch, shadow_floor
+        while step < total:
+            if shared:
+                order = orders[0](n)
+                twin_orders = [order] * len(twins)
+            else:
+                twin_orders = [o(n) for o in orders]
+            for b in range(per_epoch):
+                if step >= total:
+                    break
+                step += 1
+                ep = epoch + (b + 1) / per_epoch
+                step_losses = []
+                if shared:
+                    idx = twin_orders[0][b * bs:(b + 1) * bs]
+                    x, t = data.x_train[idx], data.t_train[idx]
+                    if recipe.augment is not None:
+                        x = recipe.augment(x, augment_rngs[0])  # one draw, seen by every twin
+                    batches = [(x, t)] * len(twins)
+                else:
+                    batches = []
+                    for k in range(len(twins)):
+                        idx = twin_orders[k][b * bs:(b + 1) * bs]
+                        x, t = data.x_train[idx], data.t_train[idx]
+                        if recipe.augment is not None:
+                            x = recipe.augment(x, augment_rngs[k])
+                        batches.append((x, t))
+                shadow_batch = None
+                if step <= shadow_steps:
+                    x64, t64 = shadow.data.x_train[idx], shadow.data.t_train[idx]
+                    if recipe.augment is not None:
+                        x64 = recipe.augment(x64, shadow.augment_rng)
+                    shadow_batch = (x64, t64)
+                stepped, loss64 = stepper.step(batches, shadow_batch)
+                for k, tw in enumerate(twins):
+                    loss, seconds = stepped[k]
+                    spent[tw.impl] += seconds
+                    losses[tw.impl][step - 1] = loss
+                    step_losses.append(loss)
+                    log(tw.impl, m("loss"), loss, step, ep)
+                if len(twins) == 2:
+                    if step == 1:
+                        floor = loss_floor(step_losses[1])
+                    log("diff", m("loss_rel_diff"), relative_difference(*step_losses, floor), step, ep)
+                if shadow_batch is not None:
+                    shadow_loss[step - 1] = loss64
+                    log("float64", m("loss"), loss64, step, ep)
+                    if step == 1:
+                        shadow_floor = loss_floor(loss64)
+                    for k, tw in enumerate(twins):
+                        e = relative_difference(step_losses[k], loss64, shadow_floor)
+                        shadow_err[tw.impl][step - 1] = e
+                        log(tw.impl, m("loss_err_vs_float64"), e, step, ep)
+                for k, bar in enumerate(bars):
+                    if step % 50 == 0 or step == total:
+                        acc = final[twins[k].impl].get("test_acc", final[twins[k].impl].get("train_acc"))
+                        bar.set_postfix(loss=f"{step_losses[k]:.4f}", acc="-" if acc is None else f"{acc:.4f}")
+                    bar.update(1)
+                if step % recipe.param_every == 0:
+                    record_param_diff(step, ep)
+                if recipe.eval_every and step % recipe.eval_every == 0 and step < total:
+                    run_evaluation(step, ep)
+            epoch += 1
+            for tw in twins + ([shadow.twin] if step < shadow_steps else []):
+                if tw.scheduler is not None and recipe.scheduler_interval == "epoch":
+                    tw.scheduler.step()
+            if not recipe.eval_every and step < total:
+                run_evaluation(step, float(epoch))
+
     initial = {tw.impl: tw.state_dict() for tw in twins}  # copies: what the twins started from
     bars = progress_bars(twins, total, recipe.label or recipe.tag) if progress else []
     for tw in twins + ([shadow.twin] if shadow_steps else []):
@@ -430,76 +563,8 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
     run_evaluation(0, 0.0)
     step, floor = 0, 0.0
     epoch = 0
-    while step < total:
-        if shared:
-            order = orders[0](n)
-            twin_orders = [order] * len(twins)
-        else:
-            twin_orders = [o(n) for o in orders]
-        for b in range(per_epoch):
-            if step >= total:
-                break
-            step += 1
-            ep = epoch + (b + 1) / per_epoch
-            step_losses = []
-            if shared:
-                idx = twin_orders[0][b * bs:(b + 1) * bs]
-                x, t = data.x_train[idx], data.t_train[idx]
-                if recipe.augment is not None:
-                    x = recipe.augment(x, augment_rngs[0])  # one draw, seen by every twin
-                batches = [(x, t)] * len(twins)
-            else:
-                batches = []
-                for k in range(len(twins)):
-                    idx = twin_orders[k][b * bs:(b + 1) * bs]
-                    x, t = data.x_train[idx], data.t_train[idx]
-                    if recipe.augment is not None:
-                        x = recipe.augment(x, augment_rngs[k])
-                    batches.append((x, t))
-            for k, tw in enumerate(twins):
-                x, t = batches[k]
-                t0 = time.perf_counter()
-                loss = tw.step(x, t)
-                if tw.scheduler is not None and recipe.scheduler_interval == "step":
-                    tw.scheduler.step()
-                spent[tw.impl] += time.perf_counter() - t0
-                losses[tw.impl][step - 1] = loss
-                step_losses.append(loss)
-                log(tw.impl, m("loss"), loss, step, ep)
-            if len(twins) == 2:
-                if step == 1:
-                    floor = loss_floor(step_losses[1])
-                log("diff", m("loss_rel_diff"), relative_difference(*step_losses, floor), step, ep)
-            if step <= shadow_steps:
-                x64, t64 = shadow.data.x_train[idx], shadow.data.t_train[idx]
-                if recipe.augment is not None:
-                    x64 = recipe.augment(x64, shadow.augment_rng)
-                loss64 = shadow.twin.step(x64, t64)
-                if shadow.twin.scheduler is not None and recipe.scheduler_interval == "step":
-                    shadow.twin.scheduler.step()
-                shadow_loss[step - 1] = loss64
-                log("float64", m("loss"), loss64, step, ep)
-                if step == 1:
-                    shadow_floor = loss_floor(loss64)
-                for k, tw in enumerate(twins):
-                    e = relative_difference(step_losses[k], loss64, shadow_floor)
-                    shadow_err[tw.impl][step - 1] = e
-                    log(tw.impl, m("loss_err_vs_float64"), e, step, ep)
-            for k, bar in enumerate(bars):
-                if step % 50 == 0 or step == total:
-                    acc = final[twins[k].impl].get("test_acc", final[twins[k].impl].get("train_acc"))
-                    bar.set_postfix(loss=f"{step_losses[k]:.4f}", acc="-" if acc is None else f"{acc:.4f}")
-                bar.update(1)
-            if step % recipe.param_every == 0:
-                record_param_diff(step, ep)
-            if recipe.eval_every and step % recipe.eval_every == 0 and step < total:
-                run_evaluation(step, ep)
-        epoch += 1
-        for tw in twins + ([shadow.twin] if step < shadow_steps else []):
-            if tw.scheduler is not None and recipe.scheduler_interval == "epoch":
-                tw.scheduler.step()
-        if not recipe.eval_every and step < total:
-            run_evaluation(step, float(epoch))
+    with TwinSteps(twins, recipe, shadow.twin if shadow_steps else None, parallel) as stepper:
+        walk_epochs(stepper)
     run_evaluation(step, epoch - 1 + (((step - 1) % per_epoch) + 1) / per_epoch if step else 0.0)
     for bar in bars:
         bar.close()
@@ -518,6 +583,7 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
         evals=evals, loss_rel_diff=loss_rel, param_diff=param_diff,
         time_per_step={i: spent[i] / max(total, 1) for i in impls},
         models={tw.impl: getattr(tw, "model", None) for tw in twins}, initial=initial,
+        torch_twin=next((tw.settings for tw in twins if isinstance(tw, TorchTwin)), None),
         shadow=None if shadow is None else {"steps": shadow_steps, "loss": shadow_loss, "err": shadow_err,
                                             "param_err": shadow_param},
     )

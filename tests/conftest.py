@@ -174,3 +174,14 @@ def small_mnist(tmp_path, monkeypatch):
     mnist._memo.clear()
     yield arrays
     mnist._memo.clear()
+
+
+# --------------------------------------------------------------------------- CUDA
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run where torch sees a CUDA device and are skipped elsewhere."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -231,3 +231,19 @@ def test_tls_cluster_with_certificates_as_the_readme_makes_them(serial_run, tmp_
         assert main(RUN + ["--out", str(tmp_path / "refused"), "--scheduler", plain]) == 1
         assert "could not reach the Dask scheduler" in capsys.readouterr().err
         assert not (tmp_path / "refused").exists()
+
+
+def test_variants_are_units_and_a_local_cluster_writes_the_same_report(tmp_path):
+    """dropout_overfit's two variants (no dropout, dropout) train as two units: serially here, then on two
+    workers, with the same metrics; summary.json and report.md say how many units ran, and where."""
+    run = ["run", "dropout_overfit", "--profile", "tiny"]
+    assert main(run + ["--out", str(tmp_path / "serial")]) == 0
+    assert main(run + ["--out", str(tmp_path / "dask"), "--workers", "2"]) == 0
+    serial, dask = (tmp_path / kind / "dropout_overfit" for kind in ("serial", "dask"))
+    assert (serial / "metrics.csv").read_bytes() == (dask / "metrics.csv").read_bytes()
+    units = [json.loads((f / "summary.json").read_text())["units"] for f in (serial, dask)]
+    assert units[0] == {"ran": 2, "failed": 0, "engine": "serial (this process)", "where": {"this process": 2}}
+    assert units[1]["ran"] == 2 and units[1]["engine"] == "local cluster, 2 workers"
+    assert "this process" not in units[1]["where"] and sum(units[1]["where"].values()) == 2
+    assert "| serial (this process): 2 units |" in (serial / "report.md").read_text()
+    assert "local cluster, 2 workers: 2 units in " in (dask / "report.md").read_text()

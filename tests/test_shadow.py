@@ -10,6 +10,7 @@ import scratch.nn as snn
 from experiments import catalogue
 from experiments.lockstep import train_lockstep
 from experiments.runner import run_experiment
+from experiments import shadow
 from experiments.shadow import error_ratio_verdict, shadow_steps
 from experiments.training import Data, Recipe
 from scratch.models.mlp import MLP
@@ -57,6 +58,88 @@ def test_errors_below_float32_resolution_cannot_be_told_apart():
     assert v["steps"] == 2
     with pytest.raises(ValueError, match="two 1-D series of one length"):
         error_ratio_verdict([1.0, 2.0], [1.0])
+
+
+# -- the median's interval --------------------------------------------------------------------
+def ratio_series(median, n=400, seed=0, spread=1.0, phi=0.6):
+    """Errors whose ratio scratch / torch is log-normal about ``median``, correlated from step to step
+    (AR(1) on the log scale, as a twin knocked off by a discrete event stays off for a while)."""
+    rng = np.random.default_rng(seed)
+    z = np.empty(n)
+    z[0] = rng.normal()
+    for i in range(1, n):
+        z[i] = phi * z[i - 1] + np.sqrt(1 - phi ** 2) * rng.normal()
+    torch_err = np.geomspace(1e-6, 1e-3, n)
+    return torch_err * median * np.exp(spread * z), torch_err
+
+
+@pytest.mark.parametrize("median, expected", [(0.2, "more accurate"), (1.0, "as accurate"),
+                                              (5.0, "less accurate"), (2.0, "inconclusive"),
+                                              (0.5, "inconclusive")])
+def test_the_interval_decides_and_a_median_on_a_boundary_is_inconclusive(median, expected):
+    v = error_ratio_verdict(*ratio_series(median))
+    assert v["verdict"] == expected, v["text"]
+    assert v["ci_low"] <= v["median_ratio"] <= v["ci_high"] and v["resamples"] == shadow.RESAMPLES
+    if expected == "inconclusive":
+        assert v["ci_low"] < median < v["ci_high"] and v["text"].startswith("inconclusive")
+        assert "about" in v["text"] and "steps would settle it" in v["text"] or "median sits" in v["text"]
+    else:
+        assert v["steps_to_settle"] is None and "interval [" in v["text"]
+
+
+def test_steps_to_settle_shrinks_the_crossing_side_to_the_boundary():
+    # log scale: median 1.6, low end 1.2 is inside, high end 2.5 crosses 2 -> (log(2.5/1.6) / log(2/1.6))^2 = 4.0
+    assert shadow.steps_to_settle(1.6, 1.2, 2.5, 100) == 400
+    assert shadow.steps_to_settle(2.0, 1.5, 2.5, 100) is None  # on the boundary: no number of steps settles it
+    # and it does settle: the same process over that many steps reads as accurate
+    v = error_ratio_verdict(*ratio_series(1.45, n=300, seed=4))
+    assert v["verdict"] == "inconclusive", v["text"]
+    longer = error_ratio_verdict(*ratio_series(1.45, n=3 * v["steps_to_settle"], seed=4))
+    assert longer["verdict"] == "as accurate", (v["text"], longer["text"])
+
+
+def test_the_interval_is_reproducible_and_independent_of_other_random_draws():
+    a, b = ratio_series(1.5, seed=2)
+    first = error_ratio_verdict(a, b)
+    np.random.default_rng().normal(size=100)  # other random draws in between change nothing
+    np.random.seed(123)
+    again = error_ratio_verdict(a.copy(), b.copy())
+    assert (first["ci_low"], first["ci_high"], first["block"]) == (again["ci_low"], again["ci_high"], again["block"])
+
+
+def test_block_length_follows_the_correlation():
+    rng = np.random.default_rng(0)
+    assert shadow.block_length(rng.normal(size=1000)) <= 3
+    z = np.zeros(1000)
+    for i in range(1, 1000):
+        z[i] = 0.95 * z[i - 1] + rng.normal()
+    assert shadow.block_length(z) >= 15
+    assert shadow.block_length(np.ones(50)) == 1
+
+
+def test_blocks_keep_the_interval_honest_on_correlated_steps():
+    # The true median of the log ratio is 0 (ratio 1). Over 60 correlated series the block bootstrap's 95%
+    # interval must hold it about 95% of the time; one-step blocks (an i.i.d. bootstrap) are far too narrow.
+    covered = {"blocks": 0, "one-step blocks": 0}
+    for seed in range(60):
+        ratio = np.divide(*ratio_series(1.0, n=300, seed=100 + seed, phi=0.8))
+        for name, block in (("blocks", None), ("one-step blocks", 1)):
+            low, high, _ = shadow.median_interval(ratio, block=block, resamples=400)
+            covered[name] += low <= 1.0 <= high
+    assert covered["blocks"] >= 50, covered  # >= 83%
+    assert covered["one-step blocks"] < covered["blocks"] - 8, covered
+
+
+def test_a_summary_written_before_intervals_still_reads():
+    from experiments.results import _parity_cell
+
+    old = {"models": [{"float32_vs_shadow": {"steps": 120, "median_ratio": 1.6, "p90_ratio": 4.0,
+                                             "verdict": "as accurate"}}]}
+    assert _parity_cell(old) == "float32 vs float64 shadow: scratch as accurate as torch (median error ratio 1.6)"
+    new = {"models": [{"float32_vs_shadow": dict(old["models"][0]["float32_vs_shadow"], ci_low=1.1, ci_high=2.4,
+                                                 verdict="inconclusive")}]}
+    assert _parity_cell(new) == ("float32 vs float64 shadow: scratch vs torch: inconclusive (median error ratio 1.6, "
+                                 "95% interval [1.1, 2.4])")
 
 
 # -- the shadow itself ----------------------------------------------------------------------
@@ -119,7 +202,8 @@ def test_a_float32_report_carries_the_verdict(tmp_path):
     run_experiment(exp, profile="tiny", dtype="float64", out=tmp_path / "f64")
     summary = json.loads((tmp_path / exp.name / "summary.json").read_text())
     verdicts = [m["float32_vs_shadow"] for m in summary["models"]]
-    assert all(v and v["verdict"] in ("as accurate", "less accurate", "more accurate") for v in verdicts)
+    assert all(v and v["verdict"] in ("as accurate", "less accurate", "more accurate", "inconclusive")
+               and v["ci_low"] <= v["median_ratio"] <= v["ci_high"] for v in verdicts)
     assert "float32 vs float64 shadow: scratch" in (tmp_path / "README.md").read_text()
     report = (tmp_path / exp.name / "report.md").read_text()
     assert "float32 error against the float64 shadow" in report and "float64_shadow.png" in report

@@ -103,18 +103,19 @@ def run(ctx):
     cfg = ctx.config
     data = mnist(ctx, flatten=False)
     sizes = [784, cfg["hidden"], cfg["hidden"], 10]
-    results = {}
+    recipes = []
     for kind in cfg["variants"]:
         transforms(kind, st, None)  # a bad name fails before anything trains
-        recipe = Recipe(
+        recipes.append(Recipe(
             scratch_model=lambda dtype, rand, kind=kind: Augmented(
                 transforms(kind, st, rand.augment), MLP(sizes, "relu", dtype=dtype, generator=rand.init)),
             torch_model=lambda dtype, rand, kind=kind: TorchAugmented(
                 transforms(kind, tt, rand.augment), TorchMLP(sizes, "relu", dtype=dtype)),
             optimizer="Adam", optimizer_kwargs=dict(lr=0.001), loss="CrossEntropyLoss",
             batch_size=cfg["batch_size"], epochs=cfg["epochs"], param_every=50, tag=kind,
-            label=f"augmentation: {kind}")
-        results[kind] = ctx.train(recipe, data, plot=False)
+            label=f"augmentation: {kind}"))
+    # Every variant (and seed) a unit of work: with --workers they train at once.
+    results = dict(zip(cfg["variants"], ctx.train_each(recipes, data, plot=False)))
 
     sample = _sample_figure(ctx, data)
     curves = _curves_figure(ctx, results)

@@ -87,14 +87,16 @@ def run(ctx):
     data = Data(d.x_train, d.t_train)  # the book measures training accuracy only
     scales = np.logspace(0, -4, num=cfg["scales"])
     curves, rows, breakdowns, gaps = {}, [], [], []
+    keys = [(i, variant) for i in range(len(scales)) for variant, _ in VARIANTS]
+    recipes = [mlp_recipe(f"w{i}/{variant}", f"w={scales[i]:.3g}, {variant}", cfg["hidden"], float(scales[i]),
+                          use_batchnorm=dict(VARIANTS)[variant], optimizer="SGD", optimizer_kwargs=dict(lr=0.01),
+                          batch_size=100, epochs=cfg["epochs"]) for i, variant in keys]
+    # Every (scale, variant) and seed a unit of work: with --workers they train at once.
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflow is expected, and reported below
+        curves = dict(zip(keys, ctx.train_each(recipes, data, plot=False)))
     for i, w in enumerate(scales):
         for variant, bn in VARIANTS:
-            recipe = mlp_recipe(f"w{i}/{variant}", f"w={w:.3g}, {variant}", cfg["hidden"], float(w),
-                                use_batchnorm=bn, optimizer="SGD", optimizer_kwargs=dict(lr=0.01),
-                                batch_size=100, epochs=cfg["epochs"])
-            with np.errstate(over="ignore", invalid="ignore"):  # the overflow is expected, and reported below
-                results = ctx.train(recipe, data, plot=False)
-            curves[i, variant] = results
+            results = curves[i, variant]
             for r in results:
                 first = diverged_together(r)
                 if any(first.values()):

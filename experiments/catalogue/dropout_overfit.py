@@ -74,7 +74,7 @@ def run(ctx):
     cfg = ctx.config
     data = mnist(ctx)
     hidden = [cfg["width"]] * cfg["depth"]
-    runs = []
+    recipes = []
     for p in (0.0, cfg["dropout"]):
         use = p > 0
 
@@ -87,11 +87,12 @@ def run(ctx):
             return TorchMultiLayerNetExtend(784, hidden, 10, use_dropout=use, dropout_ration=p, dtype=dtype,
                                             dropout_generator=rand.dropout)
 
-        recipe = Recipe(scratch_model=scratch_model, torch_model=torch_model, optimizer="SGD",
-                        optimizer_kwargs=dict(lr=cfg["lr"]), loss="CrossEntropyLoss", batch_size=cfg["batch_size"],
-                        epochs=cfg["epochs"], tag=f"dropout_{p:g}",
-                        label=f"dropout {p:g}" if use else "no dropout")
-        runs.append((recipe.label, ctx.train(recipe, data)))
+        recipes.append(Recipe(scratch_model=scratch_model, torch_model=torch_model, optimizer="SGD",
+                              optimizer_kwargs=dict(lr=cfg["lr"]), loss="CrossEntropyLoss",
+                              batch_size=cfg["batch_size"], epochs=cfg["epochs"], tag=f"dropout_{p:g}",
+                              label=f"dropout {p:g}" if use else "no dropout"))
+    # Both variants (and every seed) units of work: with --workers they train at once.
+    runs = [(recipe.label, results) for recipe, results in zip(recipes, ctx.train_each(recipes, data))]
 
     fig = plot_accuracy(runs, f"{len(data.x_train)} training images, {cfg['depth']}x{cfg['width']} ReLU, "
                               f"SGD lr {cfg['lr']}: dropout ({ctx.mode}, {ctx.dtype})")

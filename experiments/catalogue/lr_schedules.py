@@ -85,16 +85,21 @@ def run(ctx):
     data = mnist(ctx)
     per_epoch = math.ceil(len(data.x_train) / cfg["batch_size"])
     total = cfg["epochs"] * per_epoch
-    runs, traces, rows = {}, {}, []
-    for name, (scheduler, kwargs, interval) in schedules(cfg, total).items():
-        recipe = Recipe(
+    traces, rows = {}, []
+    plan = schedules(cfg, total)
+    recipes = {}
+    for name, (scheduler, kwargs, interval) in plan.items():
+        recipes[name] = Recipe(
             scratch_model=lambda dtype, rand: MultiLayerNet(784, cfg["hidden"], 10, dtype=dtype, generator=rand.init),
             torch_model=lambda dtype, rand: TorchMultiLayerNet(784, cfg["hidden"], 10, dtype=dtype),
             optimizer="SGD", optimizer_kwargs=dict(lr=cfg["lr"], momentum=cfg["momentum"]),
             scheduler=scheduler, scheduler_kwargs=kwargs, scheduler_interval=interval,
             loss="CrossEntropyLoss", batch_size=cfg["batch_size"], epochs=cfg["epochs"],
             tag=name.replace("-", "_"), label=f"{name} schedule")
-        runs[name] = ctx.train(recipe, data)
+    # Every schedule (and seed) a unit of work: with --workers they train at once.
+    runs = dict(zip(recipes, ctx.train_each(list(recipes.values()), data)))
+    for name, (scheduler, kwargs, interval) in plan.items():
+        recipe = recipes[name]
         traces[name] = {lib: trace(lib, scheduler, kwargs, interval, cfg["lr"], cfg["momentum"], total, per_epoch)
                         for lib in ("scratch", "torch")}
         lr_gap = relative_gap(traces[name]["scratch"][:, 0], traces[name]["torch"][:, 0])

@@ -80,15 +80,17 @@ def run(ctx):
     cfg = ctx.config
     data = mnist(ctx)
     hidden = [cfg["width"]] * cfg["depth"]
-    runs = []
-    for lam in cfg["lambdas"]:
-        recipe = Recipe(
+    recipes = [
+        Recipe(
             scratch_model=lambda dtype, rand: MultiLayerNet(784, hidden, 10, dtype=dtype, generator=rand.init),
             torch_model=lambda dtype, rand: TorchMultiLayerNet(784, hidden, 10, dtype=dtype),
             optimizer="SGD", optimizer_kwargs=dict(lr=cfg["lr"]), param_groups=decay_groups(lam),
             loss="CrossEntropyLoss", batch_size=cfg["batch_size"], epochs=cfg["epochs"],
             tag=f"lambda_{lam:g}", label=f"weight decay {lam:g}" if lam else "no weight decay")
-        runs.append((recipe.label, ctx.train(recipe, data), lam))
+        for lam in cfg["lambdas"]]
+    # Every variant (and seed) a unit of work: with --workers they train at once.
+    runs = [(recipe.label, results, lam)
+            for recipe, results, lam in zip(recipes, ctx.train_each(recipes, data), cfg["lambdas"])]
 
     named = [(name, results) for name, results, _ in runs]
     fig = plot_accuracy(named, f"{len(data.x_train)} training images, {cfg['depth']}x{cfg['width']} ReLU, "
