@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # `make full WORKERS=4` / `make reference WORKERS=4`: the units of work on a local Dask cluster of 4
-# processes (README, "Beyond one machine")
+# processes (docs/scale-out.md)
 WORKERS ?= 1
 STAMP  := $(VENV)/.installed
 
