@@ -1,6 +1,6 @@
 """The README and docs/ stay true: links resolve, command blocks run, quoted figures match the committed reports.
 
-The convention for fenced blocks in README.md and docs/*.md (defined here; docs/running.md points to it):
+The convention for fenced blocks in README.md and docs/*.md (defined here):
 
 - ```python: run as written, offline (MNIST is conftest's small generated cache).
 - ```sh: every command line runs here (a few seconds each) and must succeed; `python` and `experiments` are
@@ -204,3 +204,99 @@ def test_the_readme_is_one_screen_with_the_three_tasks():
     first = {task: next(i for i, line in enumerate(lines) if line.startswith(task))
              for task in ("make test", "python -m experiments check", "## Reading a report")}
     assert max(first.values()) < 45, first
+
+
+# -- figures quoted from the committed reports ----------------------------------------------------------------------
+REPORTS = REPO / "reports"
+
+
+def summary(name, folder=REPORTS):
+    return json.loads((folder / name / "summary.json").read_text())
+
+
+def printed_as(quoted: str, value: float, scale: float = 1.0) -> bool:
+    """`quoted` is `value * scale` rounded to the digits it shows (half a unit of its last digit, and 1e-9 of
+    slack for the binary representation)."""
+    digits = len(quoted.split(".")[1]) if "." in quoted else 0
+    return abs(float(quoted) - value * scale) <= 0.5 * 10.0 ** -digits + 1e-9
+
+
+def find(page, pattern):
+    text = " ".join((REPO / page).read_text().split())
+    m = re.search(pattern, text)
+    assert m, f"{page} no longer quotes {pattern!r}: update the test with the page"
+    return m.groups()
+
+
+@pytest.mark.parametrize("name", ["simple_convnet", "deep_convnet", "residual_net"])
+def test_the_reference_accuracies_times_and_shadow_ratios_quoted_in_running_md(name):
+    s = summary(name)
+    scratch, torch, minutes = find("docs/running.md", rf"`{name}` ([\d.]+)% / ([\d.]+)%[^)]*?(\d+) minutes\)")
+    assert printed_as(scratch, s["extra"]["test_acc"]["scratch"], 100)
+    assert printed_as(torch, s["extra"]["test_acc"]["torch"], 100)
+    assert printed_as(minutes, s["wall_time_s"] / 60)
+    (ratio,) = find("docs/running.md", rf"([\d.]+) on `{name}`")
+    assert printed_as(ratio, s["models"][0]["float32_vs_shadow"]["median_ratio"])
+
+
+@pytest.mark.parametrize("name", ["mlp_fit", "optimizer_compare_mnist"])
+def test_the_legends_1ulp_control_figures(name):
+    s = summary(name)
+    twins, control = find("docs/running.md", rf"`{name}`: ([\d.]+) against ([\d.]+)")
+    assert float(twins) == pytest.approx(s["worst_loss_rel_diff"], rel=1e-3)
+    controls = [m["control_max_loss_rel_diff"] for m in s["models"] if m.get("control_max_loss_rel_diff")]
+    assert float(control) == pytest.approx(max(controls), rel=1e-3)
+
+
+def test_the_independent_evidence_quoted_in_scale_out_md():
+    def stats(name, model):
+        s = summary(name, REPORTS / "independent")
+        return next(t for t in s["twin_statistics"] if t["model"] == model and t["metric"] == "test_acc")
+
+    for act in ("ReLU", "sigmoid"):
+        t = stats("two_layer_mnist", f"TwoLayerNet ({act.lower()})")
+        sm, ss, tm, ts, diff, lo, hi = find(
+            "docs/scale-out.md", rf"with {act} ([\d.]+) ± ([\d.]+) %(?: \(scratch\))? "
+            r"against ([\d.]+) ± ([\d.]+) %(?: \(torch\))?, (?:difference )?"
+            rf"([+−-][\d.]+) points,?(?: 95% CI)? \[([+−-][\d.]+), ([+−-][\d.]+)\]")
+        for quoted, value in [(sm, t["mean"][0]), (ss, t["std"][0]), (tm, t["mean"][1]), (ts, t["std"][1]),
+                              (diff, t["diff"]), (lo, t["ci95"][0]), (hi, t["ci95"][1])]:
+            assert printed_as(quoted.replace("−", "-"), value, 100), (act, quoted, value)
+        assert t["verdict"] == "equivalent"
+    t = stats("simple_convnet", "SimpleConvNet")
+    sm, ss, tm, ts, needed = find("docs/scale-out.md", r"([\d.]+) ± ([\d.]+) % against ([\d.]+) ± ([\d.]+) %, "
+                                                       r"\*\*inconclusive\*\* \(about (\d+) seeds")
+    for quoted, value in [(sm, t["mean"][0]), (ss, t["std"][0]), (tm, t["mean"][1]), (ts, t["std"][1])]:
+        assert printed_as(quoted, value, 100)
+    assert t["verdict"] == "inconclusive" and abs(int(needed) - t["seeds_needed"]) <= 0.05 * t["seeds_needed"]
+
+
+BENCH_COLUMNS = {"plain path": "plain_ms", "plain": "plain_ms", "fast path": "scratch_ms", "fast": "scratch_ms",
+                 "torch": "torch_ms", "fast / torch": "ratio", "best-of": "best_ratio",
+                 "fast / torch, 1 thread": "ratio_1_thread", "plain / torch, 1 thread": "plain_ratio_1_thread",
+                 "plain / fast": "fast_speedup", "plain / fast (what the engineering buys)": "fast_speedup"}
+
+
+def test_the_bench_tables_of_paths_md_are_the_committed_bench():
+    rows = list(csv.DictReader((REPORTS / "bench" / "bench.csv").open()))
+
+    def bench(name, dtype):
+        for r in rows:
+            if r["dtype"] == dtype and (name == r["case"] or name.startswith(r["case"] + " (")
+                                        or name == f"{r['case'].split()[0]} {r['notes']}"):
+                return r
+        raise AssertionError(f"no bench row for {name} {dtype}")
+
+    paths = (REPO / "docs" / "paths.md").read_text()
+    tables = re.findall(r"^(\| (?:case|step) \| dtype \|.*\n\| ---.*\n(?:\|.*\n)+)", paths, re.M)
+    assert len(tables) == 2
+    checked = 0
+    for table in tables:
+        header, _, *body = [[c.strip() for c in line.strip("|").split("|")] for line in table.strip().splitlines()]
+        for cells in body:
+            name = cells[0] if header[0] == "case" else f"step {cells[0]}"
+            r = bench(name, cells[1])
+            for column, quoted in zip(header[2:], cells[2:]):
+                assert printed_as(quoted, float(r[BENCH_COLUMNS[column]])), (name, cells[1], column, quoted)
+                checked += 1
+    assert checked >= 100
