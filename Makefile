@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # `make full WORKERS=4` / `make reference WORKERS=4`: the units of work on a local Dask cluster of 4
-# processes (README, "Beyond one machine")
+# processes (docs/scale-out.md)
 WORKERS ?= 1
 # `make full TWINS=serial`: the lockstep twins one after the other (default auto: side by side where two
 # cores per twin's threads are free; docs/paths.md, "The twins side by side")

@@ -29,7 +29,9 @@ def test_correct_network_trains_in_lockstep_exit_0_with_a_report(tmp_path, capsy
     out = capsys.readouterr().out
     assert "Net: lockstep parity holds: the loss difference stays within 1e-09 (relative) over all 12 steps" in out
     folder = tmp_path / "out" / "Net"
-    assert sorted(p.name for p in folder.iterdir()) == ["losses.png", "report.md", "summary.json"]
+    # the report folder carries the runner's ownership marker (docs/design.md, "Output folders")
+    assert sorted(p.name for p in folder.iterdir()) == [".experiments-report", "losses.png", "report.md",
+                                                        "summary.json"]
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["ok"] is True and summary["first_above"] is None and summary["steps"] == 12
     assert "lockstep parity holds" in (folder / "report.md").read_text()
@@ -93,3 +95,15 @@ def test_optimizer_from_another_file(tmp_path, capsys):
     summary = json.loads((tmp_path / "out" / "Net" / "summary.json").read_text())
     assert summary["optimizer"] == "Momentum, against torch.optim.SGD(lr=0.05, momentum=0.9)", summary["optimizer"]
     assert "lockstep parity holds" in capsys.readouterr().out
+
+
+def test_train_refuses_a_folder_it_does_not_own_before_training(tmp_path, capsys):
+    f = _file(tmp_path, "class Net(TwoLayerNet):\n    pass\n")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes\n")
+    assert cli(["check", str(f), *TINY, "--network", "Net", "--out", str(mine)]) == 2
+    out = capsys.readouterr().out
+    assert "not an output folder of this tool" in out and "lockstep parity" not in out
+    assert sorted(p.name for p in mine.iterdir()) == ["README.md"]
+    assert (mine / "README.md").read_text() == "my notes\n"

@@ -210,7 +210,7 @@ def test_bad_engine_options_are_clear_errors(argv, code, message, tmp_path, caps
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
 def test_tls_cluster_with_certificates_as_the_readme_makes_them(serial_run, tmp_path, capsys):
-    """The README's TLS set-up: a CA, one certificate it signs; the run over tls:// writes the same metrics,
+    """docs/scale-out.md's TLS set-up: a CA, one certificate it signs; the run over tls:// writes the same metrics,
     and a client that speaks tcp:// to it gets a one-line error."""
     def openssl(*args):
         subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)

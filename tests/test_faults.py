@@ -620,10 +620,10 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     assert after == before
 
 
-def test_the_readmes_dask_recipes_bind_or_disable_the_http_dashboard():
-    """Dask's dashboard is plain HTTP without certificates: every scheduler the README starts binds it to
+def test_the_docs_dask_recipes_bind_or_disable_the_http_dashboard():
+    """Dask's dashboard is plain HTTP without certificates: every scheduler docs/scale-out.md starts binds it to
     127.0.0.1 or turns it off, and every worker turns its own off."""
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "scale-out.md").read_text()
     blocks = "\n".join(re.findall(r"```sh\n(.*?)```", text, re.S)) + "\n" + " ".join(text.split())
     schedulers = re.findall(r"dask scheduler[^\n`]*", blocks)
     workers = re.findall(r"dask worker[^\n`]*", blocks)

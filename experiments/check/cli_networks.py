@@ -178,8 +178,13 @@ def _train_one(path, name, options):
     from experiments.check.networks import NeedsArguments, build_network
     from experiments.check.results import Refused
     from experiments.check.training import PlainSGD, train_network, write_report
-    from experiments.writing import runs_dir
+    from experiments.writing import OutputError, check_target, runs_dir
 
+    out = Path(options["out"]) / name if options["out"] else runs_dir() / "check" / Path(path).stem / name
+    try:  # a folder the runner may not write into is refused before the training, not after it
+        check_target(out)
+    except OutputError as e:
+        return 2, f"not trained: {e}", ""
     namespace = vars(import_file(path))
     optimizer = None
     if options["optimizer"]:
@@ -201,6 +206,5 @@ def _train_one(path, name, options):
                                 name=name, progress=sys.stderr.isatty())
     except (Refused, NeedsArguments) as e:
         return 2, f"not trained: {e}", ""
-    out = Path(options["out"]) / name if options["out"] else runs_dir() / "check" / Path(path).stem / name
     write_report(summary, out)
     return (0 if summary["ok"] else 1), summary["verdict"], str(out / "report.md")
