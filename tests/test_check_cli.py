@@ -94,6 +94,36 @@ class Affine(B.Affine):
     assert "mismatch\n    db is torch's divided by" in out and "db             bias.grad" in out
 
 
+def test_a_book_style_tanh_is_checked_against_torch_tanh(tmp_path, capsys):
+    path = tmp_path / "act.py"
+    path.write_text("""
+import numpy as np
+
+
+class Tanh:
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1 - self.out ** 2)
+
+
+class TanhLayer:  # a learner's slip: the derivative without its square
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1 - self.out)
+""")
+    code, records = run_json(capsys, path)
+    assert code == 1
+    assert records["Tanh"]["against"] == records["TanhLayer"]["against"] == "torch.nn.Tanh"
+    assert records["Tanh"]["ok"] is True and records["Tanh"]["worst"] < 1e-10
+    assert records["TanhLayer"]["ok"] is False and records["TanhLayer"]["verdict"].startswith("mismatch")
+
+
 def test_a_file_that_fails_to_import_gives_one_line(tmp_path):
     path = tmp_path / "bad.py"
     path.write_text("import numpy as np\nclass Relu(:\n")

@@ -34,6 +34,7 @@ class Case:
 BOOK = OrderedDict(
     Relu=Case("torch.nn.ReLU", book_elementwise(nn.ReLU), args="()"),
     Sigmoid=Case("torch.nn.Sigmoid", book_elementwise(nn.Sigmoid), args="()"),
+    Tanh=Case("torch.nn.Tanh", book_elementwise(nn.Tanh), args="()"),
     Affine=Case("torch.nn.Linear", book_affine, args="(W, b)"),
     SoftmaxWithLoss=Case("torch.nn.CrossEntropyLoss", book_softmax_loss, args="()"),
     Dropout=Case("torch.nn.Dropout", book_dropout, (True, False), args="(dropout_ratio)"),
@@ -45,7 +46,7 @@ BOOK = OrderedDict(
 )
 # Normalised class name (lower case, no "_", no "Layer" suffix) -> the book's name.
 ALIASES = {
-    "relu": "Relu", "sigmoid": "Sigmoid",
+    "relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh",
     "affine": "Affine", "linear": "Affine", "dense": "Affine", "fullyconnected": "Affine", "fc": "Affine",
     "softmaxwithloss": "SoftmaxWithLoss", "softmaxloss": "SoftmaxWithLoss", "softmaxcrossentropy": "SoftmaxWithLoss",
     "softmaxcrossentropyloss": "SoftmaxWithLoss", "softmaxwithcrossentropy": "SoftmaxWithLoss",
@@ -60,7 +61,7 @@ ALIASES = {
 TORCH_STYLE = ("Linear", "ReLU", "Sigmoid", "Tanh", "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm1d",
                "BatchNorm2d", "Dropout")
 # The book's name -> torch's module, for a class built the torch way.
-TORCH_FOR_BOOK = {"Affine": "Linear", "Relu": "ReLU", "Sigmoid": "Sigmoid", "Convolution": "Conv2d",
+TORCH_FOR_BOOK = {"Affine": "Linear", "Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Convolution": "Conv2d",
                   "Pooling": "MaxPool2d", "BatchNormalization": "BatchNorm1d", "Dropout": "Dropout"}
 # Constructor arguments that say "built as torch's module is".
 TORCH_CTOR_ARGS = ("in_features", "num_features", "in_channels", "kernel_size")
