@@ -210,7 +210,7 @@ class UnitsFailed(RuntimeError):
 
 def failures_markdown(failures) -> str:
     """The report's "Failed units" section."""
-    from experiments.results import markdown_table
+    from experiments.writing import markdown_table
 
     rows = [{"unit": f"`{f.key!r}`", "raised": f.attempts, "lost with a worker": f.lost,
              "error": f.error.splitlines()[0][:200]} for f in failures]

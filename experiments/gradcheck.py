@@ -15,10 +15,10 @@ import warnings
 import numpy as np
 
 from experiments import layer_cases
-from experiments.compare import TOLERANCE
+from experiments.compare import TOLERANCE, layer_tolerance
 from experiments.shadow import FLOAT32_RESOLUTION, error_ratio, verdict
 from experiments.writing import (OutputError, atomic_dir, check_target, environment_markdown, markdown_table,
-                                 runs_dir)
+                                 runs_dir, tolerance_text)
 from experiments.arguments import at_least
 
 # name: (what against, dtype, scratch's path: True the fast one, False the plain one; docs/paths.md)
@@ -68,7 +68,7 @@ def _run_checks(names, configs, seed, dtype) -> list:
                 if against == "numerical":
                     description, records = layer_cases.check_against_numerical(case, rng, fast=fast)
                     rows += [dict(row, description=description, tensor=r["name"], shape=str(r["shape"]),
-                                  max_abs=r["max_abs"], error=r["max_rel"], tolerance=TOLERANCE["numerical"],
+                                  max_abs=r["max_abs"], error=r["scaled"], tolerance=TOLERANCE["numerical"],
                                   where=str(r["where"])) for r in records]
                 elif against == "paths":
                     description, records = layer_cases.check_paths(case, rng, check_dtype)
@@ -142,11 +142,13 @@ def write_report(out, rows, summary, args, seconds) -> None:
             + ("**all within tolerance**." if not failures else f"**{len(failures)} out of tolerance**.") + "\n",
             "Each layer runs on both of scratch's paths (docs/paths.md): the fast one (the checks without a "
             "prefix) and the plain one ('plain:'), and 'plain = fast' compares the two paths with each other "
-            "(every tensor, float64, tolerance 1e-12 scaled: the same formula, sums in other orders).\n",
+            f"(every tensor, float64, tolerance {tolerance_text(layer_cases.PATHS_TOLERANCE)} scaled: the same formula, "
+            "sums in other orders).\n",
             "Error measure: against torch, the largest absolute difference divided by the largest |value| of the "
-            "reference tensor (docs/design.md tolerances 1e-10 in float64, 1e-5 in float32); against central "
+            f"reference tensor (docs/design.md tolerances {tolerance_text(layer_tolerance(np.float64))} in float64, "
+            f"{tolerance_text(layer_tolerance(np.float32))} in float32); against central "
             "differences (h = 1e-6, float64), the largest absolute difference divided by the largest |numerical "
-            "gradient| (tolerance 1e-7). Each row is the worst tensor over all random configurations. In float32, "
+            f"gradient| (tolerance {tolerance_text(TOLERANCE['numerical'])}). Each row is the worst tensor over all random configurations. In float32, "
             "where a result is a small difference of large terms (a saturated softmax), both twins return round-off; "
             "such a tensor also passes when its error against the exact answer (torch in float64 on the same "
             "rounded inputs) is within twice PyTorch's own float32 error (`records.csv`: float64_error, "

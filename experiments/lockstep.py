@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from experiments.compare import to_torch
+from experiments.compare import lockstep_tolerance, to_torch
 from experiments.training import Data, Recipe, ScratchTwin, Shadow, TorchTwin, TwinRandom, fit, torch_dtype
 
 STREAMS = ("init", "batches", "dropout", "augment", "data")
@@ -173,7 +173,7 @@ def train_unit(unit: TrainUnit, data: Data):
         rows.append((impl, metric, value, step, epoch, seed))
 
     dtype = np.dtype(unit.dtype)
-    tol = 1e-9 if dtype == np.float64 else None
+    tol = lockstep_tolerance(dtype)
     if unit.mode == "lockstep":
         result = train_lockstep(unit.recipe, data, unit.seed, dtype, unit.device, log,
                                 shadow_steps=unit.shadow_steps, parallel=unit.parallel)

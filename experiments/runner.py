@@ -15,13 +15,14 @@ index ``<out>/README.md`` is rewritten after each experiment, with its report.
 """
 import argparse
 import ast
-import json
 import os
 import sys
 import time
 import traceback
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 
@@ -36,10 +37,14 @@ from experiments.distributed import engine as make_engine
 from experiments.packing import Packed, pack, unpack
 from experiments.writing import (REPORTS, OutputError, atomic_dir, check_target, environment, is_reference,
                                  runs_dir)
-from experiments.stats import add_statistics, verdict_text
+from experiments.stats import plot_seeds, statistics_markdown, statistics_record, twin_statistics, verdict_text
 from experiments.threads import threads as thread_limit
-from experiments.results import (Recorder, jsonable, plot_independent, plot_lockstep, plot_shadow,
-                                 reference_verdict, render_report, write_index)
+from experiments.compare import lockstep_tolerance
+from experiments.index import reference_verdict, write_index
+from experiments.plots import plot_independent, plot_lockstep, plot_shadow
+from experiments.report_page import render_report
+from experiments.results import Recorder
+from experiments.summary import Summary
 from experiments.shadow import shadow_steps, shadow_summary
 
 MODES = ("lockstep", "independent", "both")
@@ -47,46 +52,145 @@ TWINS = ("serial", "parallel", "auto")  # --twins: the lockstep twins one after 
 DTYPES = ("float64", "float32")
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """What one pass of a run is, settled by the runner before the experiment starts and never changed:
+    ``experiment``, ``profile``, ``config`` (the profile's dict, with ``--set`` overrides), ``seed``,
+    ``seeds`` (the independent mode's list), ``dtype`` (a NumPy dtype), ``mode`` ("lockstep" or
+    "independent"), ``device`` (the torch twin's), ``dir`` (where files go; a temporary folder that
+    becomes the report), ``engine`` (where units of work run: ``experiments.distributed``), ``threads``
+    (per twin inside each unit), ``parallel_twins`` (lockstep: the twins take each step side by side),
+    ``control`` (run the 1-ulp control when a lockstep training leaves the tolerance), ``prefix`` (in
+    ``--mode both``, "lockstep_" or "independent_": the two passes' figures and sections keep apart)."""
+
+    experiment: Any
+    profile: str
+    config: dict
+    seed: int
+    seeds: tuple
+    dtype: np.dtype
+    mode: str
+    device: str
+    dir: Path
+    engine: Any
+    threads: Optional[int] = None
+    parallel_twins: bool = False
+    control: bool = True
+    prefix: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.experiment.name
+
+    def passes(self) -> list:
+        """One spec per pass of ``--mode``: itself, or for "both" its lockstep and its independent pass."""
+        if self.mode != "both":
+            return [self]
+        return [replace(self, mode=m, prefix=f"{m}_") for m in ("lockstep", "independent")]
+
+
+class Report:
+    """What a run leaves for its report, gathered as the experiment goes: metrics.csv's rows, the training
+    results, sections, figures, parity rows, the headline, the values kept for summary.json, the units'
+    failures and places. Only its own methods change it; what it hands out are copies."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._recorder = Recorder()
+        self._results, self._sections, self._figures, self._parities, self._failures = [], [], [], [], []
+        self._headlines = {}  # mode -> the last headline that pass gave
+        self._extra = {}
+        self._placements = {}  # where units ran ("this process", "HOST pid N") -> how many
+
+    # -- recording --------------------------------------------------------------------
+    def log(self, impl, mode, seed, step, epoch, metric, value) -> None:
+        self._recorder.log(self.name, impl, mode, seed, step, epoch, metric, value)
+
+    def add_results(self, results) -> None:
+        self._results.extend(results)
+
+    def add_section(self, title: str, markdown: str) -> None:
+        self._sections.append((title, markdown))
+
+    def add_figure(self, filename: str, caption: str) -> None:
+        self._figures.append((filename, caption))
+
+    def add_parity(self, name: str, value: float, tolerance=None) -> None:
+        self._parities.append({"name": name, "value": float(value), "tolerance": tolerance})
+
+    def set_headline(self, mode: str, text: str) -> None:
+        self._headlines[mode] = text
+
+    def keep(self, **values) -> None:
+        self._extra.update(values)
+
+    def add_failure(self, failure) -> None:
+        self._failures.append(failure)
+
+    def place(self, where: str) -> None:
+        self._placements[where] = self._placements.get(where, 0) + 1
+
+    # -- reading ----------------------------------------------------------------------
+    @property
+    def results(self) -> list:
+        return list(self._results)
+
+    @property
+    def sections(self) -> list:
+        return list(self._sections)
+
+    @property
+    def figures(self) -> list:
+        return list(self._figures)
+
+    @property
+    def parities(self) -> list:
+        return [dict(p) for p in self._parities]
+
+    @property
+    def extra(self) -> dict:
+        return dict(self._extra)
+
+    @property
+    def failures(self) -> list:
+        return list(self._failures)
+
+    @property
+    def headline_text(self) -> str:
+        """The lockstep pass's headline where there is one (its results are the parity), else the independent's."""
+        return self._headlines.get("lockstep") or self._headlines.get("independent", "")
+
+    def units_summary(self, engine) -> dict:
+        """summary.json's ``units``: how many units of work ran, how many failed, on what and where."""
+        return {"ran": sum(self._placements.values()), "failed": len(self._failures),
+                "engine": engine.description, "where": dict(sorted(self._placements.items()))}
+
+    def write_csv(self, path) -> None:
+        self._recorder.write_csv(path)
+
+
 class Context:
-    """What an experiment's ``run(ctx)`` sees: its configuration and the ways to record results.
+    """What an experiment's ``run(ctx)`` sees: one pass's :class:`RunSpec`, read through its attributes
+    (``ctx.name``, ``ctx.profile``, ``ctx.config``, ``ctx.seed``, ``ctx.seeds``, ``ctx.dtype``, ``ctx.mode``,
+    ``ctx.device``, ``ctx.dir``, ``ctx.engine``...), ``ctx.streams`` (``lockstep.Streams(seed)``), and the
+    ways to record into the run's :class:`Report` (train, log, savefig, section, parity, headline, keep).
+    Nothing can be set on it: a pass's settings are the spec's."""
 
-    Attributes: ``name``, ``profile``, ``config`` (the profile's dict, with
-    ``--set`` overrides), ``seed``, ``seeds`` (the independent mode's list),
-    ``dtype`` (a NumPy dtype), ``mode`` ("lockstep" or "independent"),
-    ``device`` (the torch twin's), ``dir`` (where files go; a temporary folder
-    that becomes the report), ``streams`` (``lockstep.Streams(seed)``), ``engine``
-    (where units of work run: ``experiments.distributed``).
-    """
+    __slots__ = ("spec", "report", "streams")
 
-    def __init__(self, exp, profile, config, seed, seeds, dtype, mode, device, directory, engine=None,
-                 threads=None, parallel_twins=False):
+    def __init__(self, spec: RunSpec, report: Optional[Report] = None):
         from experiments.lockstep import Streams
 
-        self.experiment = exp
-        self.name = exp.name
-        self.profile = profile
-        self.config = config
-        self.seed = seed
-        self.seeds = seeds
-        self.dtype = np.dtype(dtype)
-        self.mode = mode
-        self.device = device
-        self.dir = Path(directory)
-        self.streams = Streams(seed)
-        self.recorder = Recorder()
-        self.results = []
-        self.sections = []
-        self.figures = []
-        self.parities = []
-        self.headline_text = ""
-        self.extra = {}
-        self.prefix = ""  # set by the runner in --mode both, so the two passes keep apart
-        self.control = True  # run the 1-ulp control when a lockstep training leaves the tolerance
-        self.engine = engine or SerialEngine()  # where units of work run (experiments.distributed)
-        self.threads = threads  # threads per twin inside each unit
-        self.parallel_twins = parallel_twins  # lockstep: the twins take each step side by side
-        self.failures = []  # UnitFailure of every unit that failed twice
-        self.placements = {}  # where units ran ("this process", "HOST pid N") -> how many
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "report", report if report is not None else Report(spec.name))
+        object.__setattr__(self, "streams", Streams(spec.seed))
+
+    def __getattr__(self, name):
+        return getattr(self.spec, name)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"ctx.{name} cannot be set: a run's settings are its RunSpec, its results go "
+                             "through ctx's methods")
 
     # -- training ----------------------------------------------------------------
     def train(self, recipe, data, plot=True) -> list:
@@ -133,7 +237,7 @@ class Context:
                 raise UnitsFailed(f"every unit of {recipe.label or recipe.tag or 'the training'} failed: "
                                   + "; ".join(f.describe() for f in mine))
             if record:
-                self.results.extend(results)
+                self.report.add_results(results)
             if plot:
                 self._plot_training(recipe, results)
             grouped.append(results)
@@ -167,19 +271,13 @@ class Context:
         for o in outcomes:
             if isinstance(o, UnitFailure):
                 print(f"  {self.name}: {o.describe()}", file=sys.stderr, flush=True)
-                self.failures.append(o)
+                self.report.add_failure(o)
                 values.append(o)
                 continue
             where, value = o
-            where = "this process" if where == here else where
-            self.placements[where] = self.placements.get(where, 0) + 1
+            self.report.place("this process" if where == here else where)
             values.append(value)
         return values
-
-    def units_summary(self) -> dict:
-        """summary.json's ``units``: how many units of work ran, how many failed, on what and where."""
-        return {"ran": sum(self.placements.values()), "failed": len(self.failures),
-                "engine": self.engine.description, "where": dict(sorted(self.placements.items()))}
 
     def _plot_training(self, recipe, results):
         name = f"{recipe.tag or 'training'}_{self.mode}"
@@ -198,11 +296,14 @@ class Context:
                          f"{results[0].label}: the three losses (left) and each float32 twin's error against the "
                          "float64 shadow (right, log scale)")
 
+    def add_results(self, results) -> None:
+        """Put ``results`` (trained with ``record=False``) into the report's standard tables after all."""
+        self.report.add_results(results)
+
     # -- recording ----------------------------------------------------------------
     def log(self, impl, metric, value, step=None, epoch=None, seed=None):
         """One row of metrics.csv (``impl``: scratch, torch, diff, book...)."""
-        self.recorder.log(self.name, impl, self.mode, self.seed if seed is None else seed, step, epoch,
-                          metric, value)
+        self.report.log(impl, self.mode, self.seed if seed is None else seed, step, epoch, metric, value)
 
     def savefig(self, fig, name: str, caption: str = "") -> str:
         """Save a matplotlib figure as ``<name>.png`` in the report; returns the file name."""
@@ -212,21 +313,24 @@ class Context:
         # The tiny profile (the test suite's) draws small pictures: same content, less time.
         fig.savefig(self.dir / filename, dpi=50 if self.profile == "tiny" else 90, metadata={"Software": None})
         plt.close(fig)
-        self.figures.append((filename, caption))
+        self.report.add_figure(filename, caption)
         return filename
 
     def section(self, title: str, markdown: str) -> None:
         """A section of report.md (Markdown), after the parity table."""
-        self.sections.append((f"{title} ({self.mode})" if self.prefix else title, markdown))
+        self.report.add_section(f"{title} ({self.mode})" if self.prefix else title, markdown)
 
     def parity(self, name: str, value: float, tolerance=None) -> None:
         """A parity figure of the experiment's own (e.g. a forward pass vs the book's numbers)."""
-        self.parities.append({"name": name, "value": float(value), "tolerance": tolerance})
+        self.report.add_parity(name, value, tolerance)
 
     def headline(self, text: str) -> None:
-        """The one-line result shown in reports/README.md."""
-        if not self.headline_text or not self.prefix or self.mode == "lockstep":
-            self.headline_text = text
+        """The one-line result shown in reports/README.md (in --mode both, the lockstep pass's)."""
+        self.report.set_headline(self.mode, text)
+
+    def keep(self, **values) -> None:
+        """Values for summary.json's ``extra`` (JSON-able: numbers, strings, lists, dicts)."""
+        self.report.keep(**values)
 
 
 def process_name() -> str:
@@ -311,36 +415,42 @@ def _run_experiment(exp, profile, mode, seed, seeds, dtype, device, out, overrid
                     reference=None if is_reference(out) else REPORTS)
 
     with atomic_dir(out / exp.name, then=index) as tmp:
-        ctx = Context(exp, profile, config, seed, seed_list, dtype, None, device, tmp, engine, threads, parallel)
-        for m in (("lockstep", "independent") if mode == "both" else (mode,)):
-            ctx.mode = m
-            ctx.prefix = f"{m}_" if mode == "both" else ""
-            exp.run(ctx)
-        twin_stats = add_statistics(ctx)
-        if ctx.failures:
-            ctx.sections.append(("Failed units", failures_markdown(ctx.failures)))
-        ctx.recorder.write_csv(tmp / "metrics.csv")
-        lockstep = [r for r in ctx.results if r.mode == "lockstep"]
+        spec = RunSpec(exp, profile, config, seed, tuple(seed_list), np.dtype(dtype), mode, device, tmp,
+                       engine or SerialEngine(), threads, parallel)
+        report = Report(exp.name)
+        for one_pass in spec.passes():
+            exp.run(Context(one_pass, report))
+        twin_stats = twin_statistics(report.results)
+        if twin_stats:
+            # the statistics are the independent pass's: its figure name and section title
+            independent = Context(replace(spec, mode="independent", prefix="independent_" if mode == "both" else ""),
+                                  report)
+            picture = independent.savefig(plot_seeds(twin_stats), "seeds", "each seed's final metric, both twins")
+            independent.section("Do the twins differ?", statistics_markdown(twin_stats)
+                                + f"\n![each seed's final metric]({picture})\n")
+        if report.failures:
+            report.add_section("Failed units", failures_markdown(report.failures))
+        report.write_csv(tmp / "metrics.csv")
+        results = report.results
+        lockstep = [r for r in results if r.mode == "lockstep"]
         worst = max((r.max_loss_rel_diff for r in lockstep if r.max_loss_rel_diff is not None), default=None)
-        info = {
-            "experiment": exp.name, "number": exp.number, "chapter": exp.chapter, "shows": exp.shows,
-            "profile": profile, "mode": mode, "seed": seed, "seeds": seed_list, "dtype": str(ctx.dtype),
-            "device": device, "threads": threads, "twins": "parallel" if parallel else "serial",
-            "scratch_path": "fast" if scratch.is_fast() else "plain",
-            "config": config, "headline_text": ctx.headline_text,
-            "wall_time_s": time.perf_counter() - start, "engine": ctx.engine.description,
-            "torch_twin": torch_twin_record(ctx.results, device), "units": ctx.units_summary(),
-        }
-        summary = dict(info, environment=env, trained=exp.trained, worst_loss_rel_diff=worst,
-                       lockstep_tolerance=1e-9 if ctx.dtype == np.float64 else None,
-                       models=[_result_summary(r) for r in ctx.results], parity=ctx.parities,
-                       extra=ctx.extra, figures=[f for f, _ in ctx.figures],
-                       twin_statistics=twin_stats, verdict=verdict_text(twin_stats),
-                       failed_units=[{"unit": repr(f.key), "error": f.error, "attempts": f.attempts,
-                                      "lost": f.lost, "traceback": f.traceback} for f in ctx.failures])
-        (tmp / "summary.json").write_text(json.dumps(jsonable(summary), indent=1) + "\n")
-        (tmp / "report.md").write_text(render_report(info, ctx.results, ctx.sections, ctx.figures,
-                                                     ctx.parities, env))
+        summary = Summary(
+            experiment=exp.name, number=exp.number, chapter=exp.chapter, shows=exp.shows,
+            profile=profile, mode=mode, seed=seed, seeds=seed_list, dtype=str(spec.dtype),
+            device=device, threads=threads, twins="parallel" if parallel else "serial",
+            scratch_path="fast" if scratch.is_fast() else "plain",
+            config=config, headline_text=report.headline_text,
+            wall_time_s=time.perf_counter() - start, engine=spec.engine.description,
+            torch_twin=torch_twin_record(results, device), units=report.units_summary(spec.engine),
+            environment=env, trained=exp.trained, worst_loss_rel_diff=worst,
+            lockstep_tolerance=lockstep_tolerance(spec.dtype),
+            models=[model_summary(r) for r in results], parity=report.parities,
+            extra=report.extra, figures=[f for f, _ in report.figures],
+            twin_statistics=statistics_record(twin_stats), verdict=verdict_text(twin_stats),
+            failed_units=[{"unit": repr(f.key), "error": f.error, "attempts": f.attempts,
+                           "lost": f.lost, "traceback": f.traceback} for f in report.failures])
+        summary.write(tmp)
+        (tmp / "report.md").write_text(render_report(summary, results, report.sections, report.figures))
     return out / exp.name
 
 
@@ -357,7 +467,8 @@ def torch_twin_record(results, device) -> dict:
     return precision.settings(device)
 
 
-def _result_summary(r) -> dict:
+def model_summary(r) -> dict:
+    """One trained model's entry of summary.json's ``models`` (experiments.summary)."""
     return {"label": r.label, "tag": r.tag, "mode": r.mode, "seed": r.seed, "steps": r.steps, "final": r.final,
             "max_loss_rel_diff": r.max_loss_rel_diff, "max_param_diff": r.max_param_diff,
             "first_step_above_tolerance": r.first_step_above(r.tolerance),
@@ -584,18 +695,16 @@ def _run_plan(plan, args, device, engine) -> int:
             print(f"  FAILED: {exp.name} (its previous report, if any, is untouched)", file=sys.stderr)
             failed.append(exp.name)
             continue
-        summary = json.loads((folder / "summary.json").read_text())
-        print(f"  {summary['headline_text'] or 'done'} [{time.perf_counter() - t0:.1f} s] -> {folder}/report.md",
+        summary = Summary.read(folder)
+        print(f"  {summary.headline_text or 'done'} [{time.perf_counter() - t0:.1f} s] -> {folder}/report.md",
               file=sys.stderr, flush=True)
         if not is_reference(folder.parent):
-            reference = REPORTS / exp.name / "summary.json"
-            print(f"  against the reference: "
-                  f"{reference_verdict(summary, json.loads(reference.read_text()) if reference.exists() else None)}",
+            print(f"  against the reference: {reference_verdict(summary, Summary.read_or_none(REPORTS / exp.name))}",
                   file=sys.stderr, flush=True)
-        if summary.get("verdict"):
-            print(f"  twins over {args.seeds} seeds: {summary['verdict']}", file=sys.stderr, flush=True)
-        if summary.get("failed_units"):
-            print(f"  FAILED units of {exp.name}: {', '.join(u['unit'] for u in summary['failed_units'])} "
+        if summary.verdict:
+            print(f"  twins over {args.seeds} seeds: {summary.verdict}", file=sys.stderr, flush=True)
+        if summary.failed_units:
+            print(f"  FAILED units of {exp.name}: {', '.join(u['unit'] for u in summary.failed_units)} "
                   "(recorded in its report)", file=sys.stderr)
             failed.append(exp.name)
     if failed:

@@ -166,7 +166,7 @@ def _pm(mean, std, scale):
 
 def statistics_markdown(rows) -> str:
     """The report's section: the table and how to read it."""
-    from experiments.results import markdown_table
+    from experiments.writing import markdown_table
 
     table = []
     for r in rows:
@@ -192,17 +192,8 @@ def statistics_markdown(rows) -> str:
             "(`experiments/stats.py`).\n\n" + markdown_table(table))
 
 
-def add_statistics(ctx) -> list:
-    """Independent mode: the section "Do the twins differ?" and the per-seed plot, added to the report of
-    ``ctx`` (an ``experiments.runner.Context``); returns the rows for summary.json ([] without
-    independent results)."""
-    rows = twin_statistics(ctx.results)
-    if not rows:
-        return []
-    ctx.prefix = "independent_" if ctx.prefix else ""
-    ctx.mode = "independent"
-    picture = ctx.savefig(plot_seeds(rows), "seeds", "each seed's final metric, both twins")
-    ctx.section("Do the twins differ?", statistics_markdown(rows) + f"\n![each seed's final metric]({picture})\n")
+def statistics_record(rows) -> list:
+    """What summary.json keeps of :func:`twin_statistics`'s rows."""
     keep = ("model", "metric", "n", "mean", "std", "diff", "ci95", "ci90", "df", "margin", "margin_text",
             "verdict", "seeds_needed", "seeds", "scratch", "torch")
     return [{k: r[k] for k in keep} for r in rows]
@@ -212,7 +203,7 @@ def plot_seeds(rows, title=""):
     """Each seed's final value of the headline metric, both twins side by side, one panel per model."""
     import matplotlib.pyplot as plt
 
-    from experiments.results import COLORS
+    from experiments.plots import COLORS
 
     key = headline_metric(rows)
     picked = [r for r in rows if r["metric"] == key]

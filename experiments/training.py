@@ -422,6 +422,164 @@ class TwinSteps:
         return [out[k] for k in range(len(self.twins))], loss64
 
 
+# -- the stages of fit ----------------------------------------------------------------
+@dataclass
+class Batch:
+    """One step's input: ``per_twin`` holds each twin's ``(x, t)``; ``indices`` the rows of the training set
+    all twins share (lockstep), None where each twin drew its own (independent). ``number``: 1, 2, ...
+    within the epoch."""
+
+    number: int
+    per_twin: list
+    indices: Optional[np.ndarray]
+
+
+class BatchSource:
+    """Each epoch's batches, in the order the twins see them.
+
+    ``orders[i](n) -> permutation``: twin i's batch order for an epoch; one function for all twins in
+    lockstep (one call per epoch, so they see the same batches). ``recipe.augment`` is drawn once per
+    batch in lockstep (every twin sees the same draw, ``augment_rngs[0]``) and once per twin otherwise.
+    """
+
+    def __init__(self, data: Data, recipe: Recipe, orders, augment_rngs, n_twins: int):
+        self.data, self.recipe, self.orders, self.augment_rngs = data, recipe, orders, augment_rngs
+        self.n_twins = n_twins
+        self.shared = len(orders) == 1
+        n = len(data.x_train)
+        self.n, self.per_epoch = n, recipe.steps_per_epoch(n)
+        self.size = n if recipe.batch_size is None else recipe.batch_size
+
+    def epoch(self, steps: int):
+        """The next epoch's first ``steps`` batches (at most an epoch's), drawn as they are asked for."""
+        twin_orders = [self.orders[0](self.n)] * self.n_twins if self.shared else [o(self.n) for o in self.orders]
+        for b in range(min(steps, self.per_epoch)):
+            rows = [order[b * self.size:(b + 1) * self.size] for order in twin_orders]
+            if self.shared:
+                yield Batch(b + 1, [self._draw(rows[0], 0)] * self.n_twins, rows[0])
+            else:
+                yield Batch(b + 1, [self._draw(r, k) for k, r in enumerate(rows)], None)
+
+    def _draw(self, rows, k):
+        x, t = self.data.x_train[rows], self.data.t_train[rows]
+        if self.recipe.augment is not None:
+            x = self.recipe.augment(x, self.augment_rngs[k])
+        return x, t
+
+
+class TwinDifference:
+    """The lockstep measure of two twins (docs/design.md, "Tolerances"): their relative loss difference at
+    every step, against a floor set by the first step's loss, and their largest parameter difference
+    whenever :meth:`params` is called (once per step at most)."""
+
+    def __init__(self):
+        self.floor = 0.0
+        self.param_diff = []  # [(step, difference)]
+
+    def loss(self, step: int, losses) -> float:
+        if step == 1:
+            self.floor = loss_floor(losses[1])
+        return relative_difference(*losses, self.floor)
+
+    def params(self, step: int, twins) -> Optional[float]:
+        """The parameter difference at ``step``; None when it was measured at this step already."""
+        if self.param_diff and self.param_diff[-1][0] == step:
+            return None
+        d = param_difference(twins[0].state_dict(), twins[1].state_dict())
+        self.param_diff.append((step, d))
+        return d
+
+    def series(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Every step's loss difference at once, with the floor set at step 1 (as :meth:`loss` logged it)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a == b, 0.0, np.abs(a - b) / np.maximum(np.abs(b),
+                                                                    max(self.floor, np.finfo(np.float64).tiny)))
+
+
+class ShadowRun:
+    """The float64 shadow beside float32 twins for its first ``steps`` steps (``Shadow``): its batch at each
+    step (the twins' rows, from the float64 data, its own augment draw), its loss, each twin's loss error
+    against it and, when asked, each twin's parameter error against it."""
+
+    def __init__(self, shadow: Optional[Shadow], total: int, impls, augment=None):
+        self.shadow, self.augment = shadow, augment
+        self.steps = 0 if shadow is None else min(int(shadow.steps), total)
+        self.twin = shadow.twin if self.steps else None
+        self.impls = impls
+        self.loss = np.full(self.steps, np.nan)
+        self.err = {i: np.full(self.steps, np.nan) for i in impls}
+        self.param_err = {i: [] for i in impls}
+        self.floor = 0.0
+
+    def batch(self, step: int, indices):
+        """The shadow's ``(x, t)`` for ``step`` (the twins' shared rows), or None once it has stopped."""
+        if step > self.steps:
+            return None
+        x, t = self.shadow.data.x_train[indices], self.shadow.data.t_train[indices]
+        if self.augment is not None:
+            x = self.augment(x, self.shadow.augment_rng)
+        return x, t
+
+    def record(self, step: int, epoch: float, loss: float, twins, losses, log, m) -> None:
+        self.loss[step - 1] = loss
+        log("float64", m("loss"), loss, step, epoch)
+        if step == 1:
+            self.floor = loss_floor(loss)
+        for tw, twin_loss in zip(twins, losses):
+            e = relative_difference(twin_loss, loss, self.floor)
+            self.err[tw.impl][step - 1] = e
+            log(tw.impl, m("loss_err_vs_float64"), e, step, epoch)
+
+    def params(self, step: int, epoch: float, twins, log, m) -> None:
+        done = self.param_err[self.impls[0]]
+        if not self.steps or step > self.steps or (done and done[-1][0] == step):
+            return
+        reference = self.twin.state_dict()
+        for tw in twins:
+            e = param_difference(tw.state_dict(), reference)
+            self.param_err[tw.impl].append((step, e))
+            log(tw.impl, m("param_err_vs_float64"), e, step, epoch)
+
+    def result(self) -> Optional[dict]:
+        if self.shadow is None:
+            return None
+        return {"steps": self.steps, "loss": self.loss, "err": self.err, "param_err": self.param_err}
+
+
+class Evaluation:
+    """Each twin on the whole training and test sets (``evaluate``), on the recipe's schedule: before the
+    first step, every ``recipe.eval_every`` steps (else at the end of every epoch), and after the last.
+    ``evals[impl]`` keeps every evaluation, ``final[impl]`` the latest."""
+
+    def __init__(self, twins, data: Data, recipe: Recipe, log):
+        self.twins, self.data, self.recipe, self.log = twins, data, recipe, log
+        self.evals = {tw.impl: {"step": [], "epoch": []} for tw in twins}
+        self.final = {tw.impl: {} for tw in twins}
+
+    def after_step(self, step: int, total: int) -> bool:
+        every = self.recipe.eval_every
+        return bool(every) and step % every == 0 and step < total
+
+    def after_epoch(self, step: int, total: int) -> bool:
+        return not self.recipe.eval_every and step < total
+
+    def run(self, step: int, epoch: float) -> None:
+        for tw in self.twins:
+            row = {}
+            for split, x, t in (("train", self.data.x_train, self.data.t_train),
+                                ("test", self.data.x_test, self.data.t_test)):
+                if x is None or (split == "train" and not self.recipe.eval_train):
+                    continue
+                for k, v in evaluate(tw, x, t, self.recipe.classification).items():
+                    row[f"{split}_{k}"] = v
+            for k, v in row.items():
+                self.log(tw.impl, self.recipe.metric(k), v, step, epoch)
+                self.evals[tw.impl].setdefault(k, []).append(v)
+            self.evals[tw.impl]["step"].append(step)
+            self.evals[tw.impl]["epoch"].append(epoch)
+            self.final[tw.impl] = row
+
+
 def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed: int = 0,
         mode: str = "lockstep", progress: bool = True, shadow: Optional[Shadow] = None,
         parallel: bool = False) -> TrainResult:
@@ -435,155 +593,91 @@ def fit(twins, data: Data, recipe: Recipe, orders, log, augment_rngs=None, seed:
     only) runs beside them for its first steps, and each twin's loss and parameter
     errors against it are recorded (``loss_err_vs_float64``, ``param_err_vs_float64``).
     ``parallel``: a scratch twin and a torch twin take each step side by side (``TwinSteps``).
+    The stages (``BatchSource``, ``TwinSteps``, ``TwinDifference``, ``ShadowRun``, ``Evaluation``)
+    are each tested on their own (tests/test_training_stages.py).
     """
-    n = len(data.x_train)
-    total = recipe.total_steps(n)
-    per_epoch = recipe.steps_per_epoch(n)
-    bs = n if recipe.batch_size is None else recipe.batch_size
-    shared = len(orders) == 1
-    impls = [tw.impl for tw in twins]
-    losses = {i: np.empty(total) for i in impls}
-    evals = {i: {"step": [], "epoch": []} for i in impls}
-    final = {i: {} for i in impls}
-    spent = {i: 0.0 for i in impls}
-    param_diff = [] if len(twins) == 2 else None
-    m = recipe.metric
-    if shadow is not None and not shared:
+    if shadow is not None and len(orders) != 1:
         raise ValueError("fit: a float64 shadow needs the twins' shared batch order (lockstep)")
-    shadow_steps = 0 if shadow is None else min(int(shadow.steps), total)
-    shadow_loss = np.full(shadow_steps, np.nan)
-    shadow_err = {i: np.full(shadow_steps, np.nan) for i in impls}
-    shadow_param = {i: [] for i in impls}
-    shadow_floor = 0.0
+    m, impls = recipe.metric, [tw.impl for tw in twins]
+    batches = BatchSource(data, recipe, orders, augment_rngs, len(twins))
+    total, per_epoch = recipe.total_steps(batches.n), batches.per_epoch
+    difference = TwinDifference() if len(twins) == 2 else None
+    shadow_run = ShadowRun(shadow, total, impls, recipe.augment)
+    evaluation = Evaluation(twins, data, recipe, log)
+    losses = {i: np.empty(total) for i in impls}
+    spent = {i: 0.0 for i in impls}
 
-    def run_evaluation(step, epoch):
-        for tw in twins:
-            row = {}
-            for split, x, t in (("train", data.x_train, data.t_train), ("test", data.x_test, data.t_test)):
-                if x is None or (split == "train" and not recipe.eval_train):
-                    continue
-                for k, v in evaluate(tw, x, t, recipe.classification).items():
-                    row[f"{split}_{k}"] = v
-            for k, v in row.items():
-                log(tw.impl, m(k), v, step, epoch)
-                evals[tw.impl].setdefault(k, []).append(v)
-            evals[tw.impl]["step"].append(step)
-            evals[tw.impl]["epoch"].append(epoch)
-            final[tw.impl] = row
-        record_param_diff(step, epoch)
+    def parameters(step, epoch):  # each twin's against the shadow, and the twins' difference
+        shadow_run.params(step, epoch, twins, log, m)
+        if difference is not None:
+            d = difference.params(step, twins)
+            if d is not None:
+                log("diff", m("param_diff"), d, step, epoch)
 
-    def record_param_diff(step, epoch):
-        if shadow_steps and step <= shadow_steps and not (shadow_param[impls[0]] and
-                                                          shadow_param[impls[0]][-1][0] == step):
-            reference = shadow.twin.state_dict()
-            for tw in twins:
-                e = param_difference(tw.state_dict(), reference)
-                shadow_param[tw.impl].append((step, e))
-                log(tw.impl, m("param_err_vs_float64"), e, step, epoch)
-        if param_diff is None or (param_diff and param_diff[-1][0] == step):
-            return
-        d = param_difference(twins[0].state_dict(), twins[1].state_dict())
-        param_diff.append((step, d))
-        log("diff", m("param_diff"), d, step, epoch)
+    def evaluate_all(step, epoch):
+        evaluation.run(step, epoch)
+        parameters(step, epoch)
 
-    def walk_epochs(stepper):
-        nonlocal step, floor, epoch, shadow_floor
-        while step < total:
-            if shared:
-                order = orders[0](n)
-                twin_orders = [order] * len(twins)
-            else:
-                twin_orders = [o(n) for o in orders]
-            for b in range(per_epoch):
-                if step >= total:
-                    break
-                step += 1
-                ep = epoch + (b + 1) / per_epoch
-                step_losses = []
-                if shared:
-                    idx = twin_orders[0][b * bs:(b + 1) * bs]
-                    x, t = data.x_train[idx], data.t_train[idx]
-                    if recipe.augment is not None:
-                        x = recipe.augment(x, augment_rngs[0])  # one draw, seen by every twin
-                    batches = [(x, t)] * len(twins)
-                else:
-                    batches = []
-                    for k in range(len(twins)):
-                        idx = twin_orders[k][b * bs:(b + 1) * bs]
-                        x, t = data.x_train[idx], data.t_train[idx]
-                        if recipe.augment is not None:
-                            x = recipe.augment(x, augment_rngs[k])
-                        batches.append((x, t))
-                shadow_batch = None
-                if step <= shadow_steps:
-                    x64, t64 = shadow.data.x_train[idx], shadow.data.t_train[idx]
-                    if recipe.augment is not None:
-                        x64 = recipe.augment(x64, shadow.augment_rng)
-                    shadow_batch = (x64, t64)
-                stepped, loss64 = stepper.step(batches, shadow_batch)
-                for k, tw in enumerate(twins):
-                    loss, seconds = stepped[k]
-                    spent[tw.impl] += seconds
-                    losses[tw.impl][step - 1] = loss
-                    step_losses.append(loss)
-                    log(tw.impl, m("loss"), loss, step, ep)
-                if len(twins) == 2:
-                    if step == 1:
-                        floor = loss_floor(step_losses[1])
-                    log("diff", m("loss_rel_diff"), relative_difference(*step_losses, floor), step, ep)
-                if shadow_batch is not None:
-                    shadow_loss[step - 1] = loss64
-                    log("float64", m("loss"), loss64, step, ep)
-                    if step == 1:
-                        shadow_floor = loss_floor(loss64)
-                    for k, tw in enumerate(twins):
-                        e = relative_difference(step_losses[k], loss64, shadow_floor)
-                        shadow_err[tw.impl][step - 1] = e
-                        log(tw.impl, m("loss_err_vs_float64"), e, step, ep)
-                for k, bar in enumerate(bars):
-                    if step % 50 == 0 or step == total:
-                        acc = final[twins[k].impl].get("test_acc", final[twins[k].impl].get("train_acc"))
-                        bar.set_postfix(loss=f"{step_losses[k]:.4f}", acc="-" if acc is None else f"{acc:.4f}")
-                    bar.update(1)
-                if step % recipe.param_every == 0:
-                    record_param_diff(step, ep)
-                if recipe.eval_every and step % recipe.eval_every == 0 and step < total:
-                    run_evaluation(step, ep)
-            epoch += 1
-            for tw in twins + ([shadow.twin] if step < shadow_steps else []):
-                if tw.scheduler is not None and recipe.scheduler_interval == "epoch":
-                    tw.scheduler.step()
-            if not recipe.eval_every and step < total:
-                run_evaluation(step, float(epoch))
-
+    # -- start: the twins' initial state, and an evaluation before the first step
     initial = {tw.impl: tw.state_dict() for tw in twins}  # copies: what the twins started from
     bars = progress_bars(twins, total, recipe.label or recipe.tag) if progress else []
-    for tw in twins + ([shadow.twin] if shadow_steps else []):
+    for tw in twins + ([shadow_run.twin] if shadow_run.twin is not None else []):
         tw.train(True)
-    run_evaluation(0, 0.0)
-    step, floor = 0, 0.0
-    epoch = 0
-    with TwinSteps(twins, recipe, shadow.twin if shadow_steps else None, parallel) as stepper:
-        walk_epochs(stepper)
-    run_evaluation(step, epoch - 1 + (((step - 1) % per_epoch) + 1) / per_epoch if step else 0.0)
+    evaluate_all(0, 0.0)
+    step, epoch = 0, 0
+    with TwinSteps(twins, recipe, shadow_run.twin, parallel) as stepper:
+        while step < total:
+            for batch in batches.epoch(total - step):
+                step += 1
+                at = epoch + batch.number / per_epoch
+                # -- step: every twin (and the shadow, while it runs) on this batch
+                shadow_batch = shadow_run.batch(step, batch.indices)
+                stepped, loss64 = stepper.step(batch.per_twin, shadow_batch)
+                step_losses = [loss for loss, _ in stepped]
+                for tw, (loss, seconds) in zip(twins, stepped):
+                    spent[tw.impl] += seconds
+                    losses[tw.impl][step - 1] = loss
+                    log(tw.impl, m("loss"), loss, step, at)
+                # -- the lockstep measure: the twins' relative loss difference
+                if difference is not None:
+                    log("diff", m("loss_rel_diff"), difference.loss(step, step_losses), step, at)
+                # -- the float64 shadow: its loss and each twin's error against it
+                if shadow_batch is not None:
+                    shadow_run.record(step, at, loss64, twins, step_losses, log, m)
+                # -- progress
+                for tw, loss, bar in zip(twins, step_losses, bars):
+                    if step % 50 == 0 or step == total:
+                        acc = evaluation.final[tw.impl].get("test_acc", evaluation.final[tw.impl].get("train_acc"))
+                        bar.set_postfix(loss=f"{loss:.4f}", acc="-" if acc is None else f"{acc:.4f}")
+                    bar.update(1)
+                # -- parameters and evaluation, on their schedules
+                if step % recipe.param_every == 0:
+                    parameters(step, at)
+                if evaluation.after_step(step, total):
+                    evaluate_all(step, at)
+            # -- end of the epoch: the epoch schedulers, the evaluation
+            epoch += 1
+            for tw in twins + ([shadow_run.twin] if step < shadow_run.steps else []):
+                if tw.scheduler is not None and recipe.scheduler_interval == "epoch":
+                    tw.scheduler.step()
+            if evaluation.after_epoch(step, total):
+                evaluate_all(step, float(epoch))
+    # -- end: the last evaluation
+    evaluate_all(step, epoch - 1 + (((step - 1) % per_epoch) + 1) / per_epoch if step else 0.0)
     for bar in bars:
         bar.close()
 
-    loss_rel = None
-    if len(twins) == 2:
-        a, b = losses[impls[0]], losses[impls[1]]  # floor: set at step 1 from b[0], as logged
-        with np.errstate(divide="ignore", invalid="ignore"):
-            loss_rel = np.where(a == b, 0.0, np.abs(a - b) / np.maximum(np.abs(b),
-                                                                         max(floor, np.finfo(np.float64).tiny)))
+    final = evaluation.final
     for i in impls:
         final[i]["last_batch_loss"] = float(losses[i][-1]) if total else float("nan")
     return TrainResult(
         label=recipe.label or recipe.tag or "model", tag=recipe.tag, mode=mode, seed=seed, steps=total,
         final=final, history={i: {"step": np.arange(1, total + 1), "loss": losses[i]} for i in impls},
-        evals=evals, loss_rel_diff=loss_rel, param_diff=param_diff,
+        evals=evaluation.evals,
+        loss_rel_diff=None if difference is None else difference.series(losses[impls[0]], losses[impls[1]]),
+        param_diff=None if difference is None else difference.param_diff,
         time_per_step={i: spent[i] / max(total, 1) for i in impls},
         models={tw.impl: getattr(tw, "model", None) for tw in twins}, initial=initial,
         torch_twin=next((tw.settings for tw in twins if isinstance(tw, TorchTwin)), None),
-        shadow=None if shadow is None else {"steps": shadow_steps, "loss": shadow_loss, "err": shadow_err,
-                                            "param_err": shadow_param},
+        shadow=shadow_run.result(),
     )

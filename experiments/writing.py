@@ -1,7 +1,7 @@
 """Writing reports, for every command: where they go (the reference ``reports/``, everyday ``runs/``),
 which folders the runner may write in, atomic report folders, the environment block, Markdown tables.
 
-(What a training run's report contains is experiments/results.py's business.)
+(What a training run's report contains is the business of experiments/summary.py, results.py, plots.py, report_page.py and index.py.)
 
 **The runner writes only what it owns** (docs/design.md, "What happens when..."). An *output folder*
 (``runs/``, ``reports/``, a ``--out DIR``) holds the marker file ``.experiments-output``, written with its
@@ -22,6 +22,7 @@ so concurrent runs on one folder take turns; each temporary folder's owner holds
 """
 import contextlib
 import datetime
+import math
 import os
 import platform
 import re
@@ -450,6 +451,31 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def fmt(v, digits=4) -> str:
+    """A number for a table: ``digits`` significant digits between 1e-3 and 1e5, else ``1.23e-09``;
+    None as "-", a string as itself."""
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    v = float(v)
+    if v == 0:
+        return "0"
+    if not math.isfinite(v):
+        return str(v)
+    if 1e-3 <= abs(v) < 1e5:
+        return f"{v:.{digits}g}"
+    return f"{v:.2e}"
+
+
+def tolerance_text(v) -> str:
+    """A tolerance as the docs write it: 1e-9, 1e-5, 0.5 ("reported" for None)."""
+    if v is None:
+        return "reported"
+    mantissa, _, exponent = f"{v:g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
+
+
 def markdown_table(rows, columns=None) -> str:
     """A list of dicts as a Markdown table (floats in 3 significant digits; '|' in cells and headers escaped)."""
     rows = list(rows)
@@ -457,12 +483,12 @@ def markdown_table(rows, columns=None) -> str:
         return "(no rows)\n"
     columns = columns or list(rows[0])
 
-    def fmt(v):
+    def cell(v):
         text = f"{v:.3g}" if isinstance(v, float) else str(v)
         return text.replace("|", "\\|")  # a '|' in a cell would end it
 
-    lines = ["| " + " | ".join(fmt(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

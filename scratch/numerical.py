@@ -44,8 +44,9 @@ def gradcheck(module, x: np.ndarray, *args, grad_output=None, h: float = 1e-6, s
     gradient G (random when ``grad_output`` is None), so dL/dx = module.backward(G).
     ``args`` are passed through unchanged (a loss's target, say).
     Returns one record per checked tensor ('input' and each parameter):
-    a dict with name, shape, max_abs, max_rel (relative to the largest
-    numerical gradient) and where (the index of the largest error).
+    a dict with name, shape, max_abs, scaled (``max_abs`` relative to the largest
+    numerical gradient, the measure ``experiments.compare.ErrorRecord.scaled`` names
+    and docs/design.md's tolerances bound) and where (the index of the largest error).
     """
     missing = [m for m in ("__call__", "backward", "zero_grad", "named_parameters")
                if not callable(getattr(module, m, None))]
@@ -80,7 +81,7 @@ def gradcheck(module, x: np.ndarray, *args, grad_output=None, h: float = 1e-6, s
             "name": name,
             "shape": tuple(array.shape),
             "max_abs": float(err.max(initial=0.0)),
-            "max_rel": float(err.max(initial=0.0)) / scale,
+            "scaled": float(err.max(initial=0.0)) / scale,
             "where": tuple(int(i) for i in idx),
         })
     return records

@@ -1,5 +1,4 @@
 """Catalogue entries 1-6 end to end on the tiny profile: complete reports, lockstep parity, the numbers."""
-import json
 
 import numpy as np
 import pandas as pd
@@ -7,8 +6,9 @@ import pytest
 
 from experiments import catalogue
 from experiments.catalogue import PROFILES
-from experiments.results import report_problems
+from experiments.index import report_problems
 from experiments.runner import run_experiment
+from experiments.summary import Summary
 
 BASIC = ["perceptron_gates", "forward_3layer", "mlp_fit", "softmax_stability", "two_layer_mnist", "gradient_check"]
 
@@ -21,7 +21,7 @@ def reports(tmp_path_factory):
 
 
 def summary(folder):
-    return json.loads((folder / "summary.json").read_text())
+    return Summary.read(folder)
 
 
 def test_registry_has_the_basic_entries_in_order():
@@ -42,8 +42,8 @@ def test_tiny_run_writes_a_complete_report(reports, name):
     assert folder == out / name
     assert report_problems(folder) == []
     s = summary(folder)
-    assert s["experiment"] == name and s["profile"] == "tiny" and s["dtype"] == "float64"
-    assert s["headline_text"]
+    assert s.experiment == name and s.profile == "tiny" and s.dtype == "float64"
+    assert s.headline_text
     metrics = pd.read_csv(folder / "metrics.csv")
     assert (metrics["experiment"] == name).all()
     assert set(metrics["mode"]) == {"lockstep"}
@@ -55,10 +55,10 @@ def test_tiny_run_writes_a_complete_report(reports, name):
 @pytest.mark.parametrize("name", BASIC)
 def test_parity_figures_are_within_tolerance(reports, name):
     s = summary(reports[1][name])
-    for p in s["parity"]:
+    for p in s.parity:
         if p["tolerance"] is not None:
             assert p["value"] <= p["tolerance"], p
-    trained = [m for m in s["models"] if m["mode"] == "lockstep"]
+    trained = [m for m in s.models if m["mode"] == "lockstep"]
     assert bool(trained) == catalogue.get(name).trained
     for m in trained:
         # docs/design.md: in float64 the twins' losses agree at every step to 1e-9 relative
@@ -93,7 +93,7 @@ def test_perceptron_truth_tables(reports):
 
 def test_softmax_naive_overflows_and_the_twins_do_not(reports):
     s = summary(reports[1]["softmax_stability"])
-    assert s["extra"]["first_nan_c"] > s["extra"]["overflow_threshold"] > 709
+    assert s.extra["first_nan_c"] > s.extra["overflow_threshold"] > 709
     m = pd.read_csv(reports[1]["softmax_stability"] / "metrics.csv")
     errs = m[m.metric.str.endswith("/max_abs_error")].copy()
     errs["value"] = errs["value"].astype(float)
@@ -105,9 +105,9 @@ def test_softmax_naive_overflows_and_the_twins_do_not(reports):
 
 def test_mlp_fit_notes_code_matches_the_twins_and_the_fix_fits_better(reports):
     s = summary(reports[1]["mlp_fit"])
-    notes = [p for p in s["parity"] if p["name"].startswith("notes' code vs scratch")]
+    notes = [p for p in s.parity if p["name"].startswith("notes' code vs scratch")]
     assert notes and notes[0]["value"] <= 1e-9
-    assert s["extra"]["grid_mse_corrected"] < s["extra"]["grid_mse_as_written"]
+    assert s.extra["grid_mse_corrected"] < s.extra["grid_mse_as_written"]
     report = (reports[1]["mlp_fit"] / "report.md").read_text()
     assert "broadcast" in report and "Using a target size" in report
 
@@ -115,18 +115,18 @@ def test_mlp_fit_notes_code_matches_the_twins_and_the_fix_fits_better(reports):
 def test_float32_run_is_reported_not_asserted(tmp_path):
     folder = run_experiment(catalogue.get("perceptron_gates"), "tiny", dtype="float32", out=tmp_path)
     s = summary(folder)
-    assert s["dtype"] == "float32" and s["lockstep_tolerance"] is None
-    assert all(m["tolerance"] is None for m in s["models"])
-    assert s["models"][0]["max_loss_rel_diff"] < 1e-4
+    assert s.dtype == "float32" and s.lockstep_tolerance is None
+    assert all(m["tolerance"] is None for m in s.models)
+    assert s.models[0]["max_loss_rel_diff"] < 1e-4
     assert report_problems(folder) == []
 
 
 def test_independent_mode_reports_spread_over_seeds(tmp_path):
     folder = run_experiment(catalogue.get("perceptron_gates"), "tiny", mode="independent", seeds=2, out=tmp_path)
     s = summary(folder)
-    assert s["mode"] == "independent" and s["seeds"] == [0, 1]
-    assert sorted(m["seed"] for m in s["models"]) == [0, 1]
-    assert all(m["max_loss_rel_diff"] is None for m in s["models"])
+    assert s.mode == "independent" and s.seeds == [0, 1]
+    assert sorted(m["seed"] for m in s.models) == [0, 1]
+    assert all(m["max_loss_rel_diff"] is None for m in s.models)
     text = (folder / "report.md").read_text()
     assert "mean +- std" in text
     assert report_problems(folder) == []

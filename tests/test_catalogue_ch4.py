@@ -6,7 +6,6 @@ parity figures are within their tolerances. The book's facts are checked from th
 outside, by values written here, not by reading the code's own tables.
 """
 import csv
-import json
 import math
 
 import numpy as np
@@ -14,13 +13,14 @@ import pytest
 
 from experiments import catalogue
 from experiments.runner import run_experiment
+from experiments.summary import Summary
 
 NAMES = ["numerical_diff", "gradient_descent", "activation_functions"]
 
 
 def run(name, out, dtype="float64"):
     folder = run_experiment(catalogue.get(name), "tiny", out=out, dtype=dtype)
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = Summary.read(folder)
     with open(folder / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     return folder, summary, rows
@@ -45,12 +45,12 @@ def test_tiny_report_complete_and_within_tolerance(name, dtype, runs):
     report = (folder / "report.md").read_text()
     for heading in ("## What was run", "## Parity", "## Environment"):
         assert heading in report
-    assert summary["headline_text"] and not summary["trained"]
-    assert summary["figures"]
-    for f in summary["figures"]:
+    assert summary.headline_text and not summary.trained
+    assert summary.figures
+    for f in summary.figures:
         assert (folder / f).stat().st_size > 1000 and f"({f})" in report
     assert rows, "metrics.csv is empty"
-    checked = [p for p in summary["parity"] if p["tolerance"] is not None]
+    checked = [p for p in summary.parity if p["tolerance"] is not None]
     assert checked
     for p in checked:
         assert float(p["value"]) <= float(p["tolerance"]), p["name"]
@@ -58,12 +58,12 @@ def test_tiny_report_complete_and_within_tolerance(name, dtype, runs):
 
 def test_numerical_diff_notes_facts(runs):
     _, summary, rows = runs("numerical_diff")
-    notes = {(r["function"], r["dtype"]): r for r in summary["extra"]["notes_bad_derivative"]}
+    notes = {(r["function"], r["dtype"]): r for r in summary.extra["notes_bad_derivative"]}
     book = notes["0.01x^2 + 0.1x at x = 5", "float64"]
     assert float(book["notes' code (h = 10e-50)"]) == 0.0  # x + h == x in float64
     assert math.isnan(float(notes["0.01x^2 + 0.1x at x = 5", "float32"]["notes' code (h = 10e-50)"]))  # h -> 0
     assert float(book["central, h = 1e-4"]) == pytest.approx(0.2, rel=1e-9)  # the book's 0.1999999999990898
-    best = summary["extra"]["best_h"]
+    best = summary.extra["best_h"]
     # Truncation meets round-off near eps^(1/3) (central) and eps^(1/2) (forward): within a factor 30.
     for dtype, eps in (("float32", np.finfo(np.float32).eps), ("float64", np.finfo(np.float64).eps)):
         assert abs(math.log10(best[f"{dtype}/central"] / eps ** (1 / 3))) < 1.5
@@ -76,19 +76,19 @@ def test_numerical_diff_notes_facts(runs):
 
 def test_gradient_descent_book_values(runs):
     _, summary, _ = runs("gradient_descent")
-    final = summary["extra"]["final_20"]
+    final = summary.extra["final_20"]
     # lr 0.1: x_k = 0.8^k x_0 exactly in real arithmetic.
     np.testing.assert_allclose(final["0.1"]["analytic (scratch SGD)"], 0.8 ** 20 * np.array([-3.0, 4.0]), rtol=1e-13)
     np.testing.assert_allclose(final["0.1"]["autograd (torch SGD)"], 0.8 ** 20 * np.array([-3.0, 4.0]), rtol=1e-13)
     # lr 10: the factor is -19 per step.
     np.testing.assert_allclose(final["10"]["autograd (torch SGD)"], 19.0 ** 20 * np.array([-3.0, 4.0]), rtol=1e-12)
     # The book's printed 100-step results, to the 9 digits it prints.
-    assert summary["extra"]["book_gap"] < 1e-8
+    assert summary.extra["book_gap"] < 1e-8
 
 
 def test_activation_functions_conventions_at_zero(runs):
     folder, summary, rows = runs("activation_functions")
-    names = {p["name"].split(":")[0] for p in summary["parity"]}
+    names = {p["name"].split(":")[0] for p in summary.parity}
     assert names == {"step", "sigmoid", "tanh", "ReLU", "LeakyReLU", "softmax"}
     report = (folder / "report.md").read_text()
     # f(0) and f'(0), scratch / torch: sigmoid'(0) = 1/4, tanh'(0) = 1, ReLU'(0) = 0 as PyTorch.

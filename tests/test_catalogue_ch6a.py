@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 
 from experiments import catalogue
+from experiments.compare import TOLERANCE
 from experiments.runner import run_experiment
+from experiments.summary import Summary
 
-LOCKSTEP_TOL = 1e-9
+LOCKSTEP_TOL = TOLERANCE["lockstep"]
 
 
 def run_tiny(name, tmp_path, **kwargs):
     folder = run_experiment(catalogue.get(name), profile="tiny", out=tmp_path, **kwargs)
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = Summary.read(folder)
     report = (folder / "report.md").read_text()
     with open(folder / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
@@ -29,8 +31,8 @@ def run_tiny(name, tmp_path, **kwargs):
 
 def assert_complete(folder, summary, report, rows, parity=True):
     assert rows, "metrics.csv is empty"
-    assert summary["headline_text"]
-    for png in summary["figures"]:
+    assert summary.headline_text
+    for png in summary.figures:
         assert (folder / png).stat().st_size > 1000, png
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
         assert (folder / link).exists(), link
@@ -39,7 +41,7 @@ def assert_complete(folder, summary, report, rows, parity=True):
 
 
 def assert_lockstep(summary, n_models):
-    models = [m for m in summary["models"] if m["mode"] == "lockstep"]
+    models = [m for m in summary.models if m["mode"] == "lockstep"]
     assert len(models) == n_models
     for m in models:
         assert m["max_loss_rel_diff"] is not None
@@ -47,7 +49,7 @@ def assert_lockstep(summary, n_models):
         assert m["first_step_above_tolerance"] is None
         for impl in ("scratch", "torch"):
             assert np.isfinite(m["final"][impl]["last_batch_loss"])
-    assert summary["worst_loss_rel_diff"] <= LOCKSTEP_TOL
+    assert summary.worst_loss_rel_diff <= LOCKSTEP_TOL
 
 
 # -- 7. optimizer_paths --------------------------------------------------------------------------------
@@ -56,10 +58,10 @@ def test_optimizer_paths(tmp_path, dtype):
     folder, summary, report, rows = run_tiny("optimizer_paths", tmp_path, dtype=dtype)
     assert_complete(folder, summary, report, rows)
     tol = 1e-12 if dtype == "float64" else 1e-5
-    twin = [p for p in summary["parity"] if "vs torch.optim" in p["name"] and "book" not in p["name"]]
+    twin = [p for p in summary.parity if "vs torch.optim" in p["name"] and "book" not in p["name"]]
     assert len(twin) == 5 and all(p["value"] <= tol and p["tolerance"] == tol for p in twin)
     # The book's SGD is PyTorch's; its Nesterov is not (the velocity after the update, not before).
-    book = summary["extra"]["book_vs_torch"]
+    book = summary.extra["book_vs_torch"]
     assert book["SGD"] <= tol and book["Momentum"] <= 1e3 * tol
     assert book["Nesterov"] > 1e-3
     # Every path starts at (-7, 2) and SGD with lr 0.95 flips the sign of y at every step (the zig-zag).
@@ -74,7 +76,7 @@ def test_optimizer_compare_mnist(tmp_path):
     assert_complete(folder, summary, report, rows)
     assert_lockstep(summary, 5)
     steps = {r["step"] for r in rows if r["metric"] == "Adam/loss" and r["impl"] == "torch"}
-    assert len(steps) == summary["config"]["iterations"]
+    assert len(steps) == summary.config["iterations"]
 
 
 # -- 9. weight_init_activations ------------------------------------------------------------------------
@@ -83,12 +85,12 @@ def test_weight_init_activations(tmp_path, dtype):
     folder, summary, report, rows = run_tiny("weight_init_activations", tmp_path, dtype=dtype)
     assert_complete(folder, summary, report, rows)
     if dtype == "float64":  # the twins against each other
-        acts = [p for p in summary["parity"] if "scratch vs torch activations" in p["name"]]
+        acts = [p for p in summary.parity if "scratch vs torch activations" in p["name"]]
         assert len(acts) == 12 and all(p["value"] <= 1e-10 for p in acts)
     else:  # each twin against torch float64: five layers amplify round-off beyond the one-layer 1e-5
-        acts = [p for p in summary["parity"] if "float32 error / torch's" in p["name"]]
+        acts = [p for p in summary.parity if "float32 error / torch's" in p["name"]]
         assert len(acts) == 12 and all(p["tolerance"] == 2.0 and p["value"] <= 2.0 for p in acts)
-    counts = [p for p in summary["parity"] if p["name"].startswith("histogram counts")]
+    counts = [p for p in summary.parity if p["name"].startswith("histogram counts")]
     if dtype == "float64":
         assert counts[0]["value"] == 0
     # Same bins, same counts: every histogram of each twin sums to the number of outputs in range.
@@ -97,11 +99,11 @@ def test_weight_init_activations(tmp_path, dtype):
         if r["metric"].endswith("/hist"):
             hist.setdefault((r["impl"], r["metric"]), []).append(int(r["value"]))
     assert len(hist) == 2 * 12 * 5 and all(len(h) == 30 for h in hist.values())
-    cells = summary["config"]["samples"] * summary["config"]["nodes"]
+    cells = summary.config["samples"] * summary.config["nodes"]
     assert all(sum(h) == cells for (impl, m), h in hist.items() if m.startswith("sigmoid/"))
     # The book's observations, measured: sigmoid with std 1 saturates, std 0.01 collapses towards 0.5,
     # and He keeps ReLU's spread where std 0.01 lets it vanish.
-    spread = summary["extra"]["last_layer_std"]
+    spread = summary.extra["last_layer_std"]
     assert spread["sigmoid/std=0.01"] < 0.05 < spread["sigmoid/Xavier"] < spread["sigmoid/std=1"]
     assert spread["relu/std=0.01"] < 1e-4 < 0.3 < spread["relu/He"]
 
@@ -111,7 +113,7 @@ def test_weight_init_compare(tmp_path):
     folder, summary, report, rows = run_tiny("weight_init_compare", tmp_path)
     assert_complete(folder, summary, report, rows)
     assert_lockstep(summary, 3)
-    labels = [m["label"] for m in summary["models"]]
+    labels = [m["label"] for m in summary.models]
     assert [label.split(" ")[0] for label in labels] == ["std=0.01", "Xavier", "He"]
     # The three nets start from the same normal draws: their first losses are all close to ln 10.
     first = [float(r["value"]) for r in rows if r["impl"] == "scratch" and r["metric"].endswith("/loss")
@@ -123,14 +125,14 @@ def test_weight_init_compare(tmp_path):
 def test_batchnorm_compare(tmp_path):
     folder, summary, report, rows = run_tiny("batchnorm_compare", tmp_path)
     assert_complete(folder, summary, report, rows)
-    n = summary["config"]["scales"]
+    n = summary.config["scales"]
     assert_lockstep(summary, 2 * n)
-    labels = [m["label"] for m in summary["models"]]
+    labels = [m["label"] for m in summary.models]
     assert labels[0] == "w=1, BatchNorm" and labels[-1] == "w=0.0001, Normal"
     # Accuracy is measured on the training images after every epoch (and before the first).
     acc = [r for r in rows if r["metric"] == "w0/BatchNorm/train_acc" and r["impl"] == "torch"]
-    assert len(acc) == summary["config"]["epochs"] + 1
-    parity = {p["name"]: p for p in summary["parity"]}
+    assert len(acc) == summary.config["epochs"] + 1
+    parity = {p["name"]: p for p in summary.parity}
     assert parity["runs whose twins' losses turned non-finite at different steps"]["value"] == 0
     gap = [p for name, p in parity.items() if name.startswith("final parameters: largest")][0]
     assert gap["value"] <= 1e-10
@@ -166,7 +168,7 @@ def test_batchnorm_breakdown_counts_only_when_both_twins_break_down():
 def test_independent_mode_reports_distributions(tmp_path):
     folder, summary, report, rows = run_tiny("weight_init_compare", tmp_path, mode="independent", seeds=2)
     assert_complete(folder, summary, report, rows, parity=False)
-    assert [m["mode"] for m in summary["models"]] == ["independent"] * 6  # 3 inits x 2 seeds
+    assert [m["mode"] for m in summary.models] == ["independent"] * 6  # 3 inits x 2 seeds
     assert "mean +- std" in report
     assert {r["seed"] for r in rows if r["metric"] == "He/loss"} == {"0", "1"}
 

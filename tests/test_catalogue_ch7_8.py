@@ -6,7 +6,6 @@ report; trained ones must keep both twins' losses within 1e-9 relative at every 
 (the runner's parity record, checked here against metrics.csv too).
 """
 import csv
-import json
 
 import numpy as np
 import pytest
@@ -14,18 +13,19 @@ import torch
 
 import scratch.nn as snn
 from experiments import catalogue
-from experiments.compare import compare_module, copy_weights
+from experiments.compare import TOLERANCE, compare_module, copy_weights
 from experiments.runner import run_experiment
 from torch_ref.models import resnet as tres
+from experiments.summary import Summary
 
-LOCKSTEP_TOL = 1e-9
+LOCKSTEP_TOL = TOLERANCE["lockstep"]
 
 
 def _run(name, tmp_path, **kwargs):
     folder = run_experiment(catalogue.get(name), profile="tiny", out=tmp_path, **kwargs)
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = Summary.read(folder)
     report = (folder / "report.md").read_text()
-    for f in summary["figures"]:
+    for f in summary.figures:
         assert (folder / f).stat().st_size > 0, f
         assert f in report, f"{f} not shown in report.md"
     with open(folder / "metrics.csv") as f:
@@ -36,7 +36,7 @@ def _run(name, tmp_path, **kwargs):
 
 
 def _check_lockstep(summary, rows, trainings):
-    models = [m for m in summary["models"] if m["mode"] == "lockstep"]
+    models = [m for m in summary.models if m["mode"] == "lockstep"]
     assert len(models) == trainings
     for m in models:
         assert m["max_loss_rel_diff"] <= LOCKSTEP_TOL, m
@@ -53,10 +53,10 @@ def _check_lockstep(summary, rows, trainings):
 ])
 def test_cnn_entries_tiny_lockstep(name, trainings, figures, tmp_path):
     folder, summary, report, rows = _run(name, tmp_path)
-    assert figures <= set(summary["figures"])
+    assert figures <= set(summary.figures)
     assert "Against the book" in report and "## Parity" in report
     _check_lockstep(summary, rows, trainings)
-    for p in summary["parity"]:
+    for p in summary.parity:
         if p["name"].startswith("test images the twins classify differently"):
             assert p["value"] == 0
         elif "scratch vs torch" in p["name"] or "pixel difference" in p["name"]:
@@ -65,11 +65,11 @@ def test_cnn_entries_tiny_lockstep(name, trainings, figures, tmp_path):
 
 def test_augmentation_tiny_lockstep(tmp_path):
     folder, summary, report, rows = _run("augmentation", tmp_path)
-    assert {"accuracy_by_epoch.png", "augmented_samples.png"} <= set(summary["figures"])
+    assert {"accuracy_by_epoch.png", "augmented_samples.png"} <= set(summary.figures)
     _check_lockstep(summary, rows, trainings=4)  # none, rotation, shift, rotation+shift
-    [warp] = [p for p in summary["parity"] if "augmented batch" in p["name"]]
+    [warp] = [p for p in summary.parity if "augmented batch" in p["name"]]
     assert warp["value"] <= 1e-10
-    assert set(summary["extra"]["test_acc"]) == {"none", "rotation", "shift", "rotation+shift"}
+    assert set(summary.extra["test_acc"]) == {"none", "rotation", "shift", "rotation+shift"}
 
 
 def test_augmentation_twins_draw_the_same_warps():
@@ -95,15 +95,15 @@ def test_augmentation_twins_draw_the_same_warps():
 
 def test_mnist_inference_tiny(tmp_path):
     folder, summary, report, rows = _run("mnist_inference", tmp_path)
-    assert "time_per_image.png" in summary["figures"]
+    assert "time_per_image.png" in summary.figures
     _check_lockstep(summary, rows, trainings=1)
-    parity = {p["name"]: p["value"] for p in summary["parity"]}
+    parity = {p["name"]: p["value"] for p in summary.parity}
     assert parity["scratch: images where one-by-one and batched predictions differ"] == 0
     assert parity["torch: images where one-by-one and batched predictions differ"] == 0
     assert parity["test images the twins predict differently"] == 0
     assert parity["test scores, scratch vs torch (scaled)"] <= 1e-10
     # the accuracy count agrees with the accuracy the trainer measured on the same test set
-    final = summary["models"][0]["final"]
+    final = summary.models[0]["final"]
     counts = {r["impl"]: int(float(r["value"])) for r in rows if r["metric"] == "accuracy_cnt"}
     assert counts["scratch"] == round(final["scratch"]["test_acc"] * 150)
     assert counts["torch"] == counts["scratch"]
@@ -133,8 +133,8 @@ def test_notes_batch_loop_counts_like_a_plain_comparison():
 def test_half_precision_tiny(tmp_path):
     folder, summary, report, rows = _run("half_precision", tmp_path)
     _check_lockstep(summary, rows, trainings=1)  # tiny never reuses kept weights: it trains its own
-    assert "accuracy_and_logits.png" in summary["figures"]
-    for p in summary["parity"]:
+    assert "accuracy_and_logits.png" in summary.figures
+    for p in summary.parity:
         if p["tolerance"] is not None:
             assert p["value"] <= p["tolerance"], p
     # float16 really computed in float16, in both twins; the book's way computed in float64
@@ -143,7 +143,7 @@ def test_half_precision_tiny(tmp_path):
         assert f"| {impl} | float16 | float16 |" in table
     assert "| torch | bfloat16 | bfloat16 |" in table
     assert "| scratch | book float16 | float64 |" in table
-    assert summary["extra"]["float16_matmul_of_4096_ones"] == {"numpy": 4096.0, "torch": 4096.0}
+    assert summary.extra["float16_matmul_of_4096_ones"] == {"numpy": 4096.0, "torch": 4096.0}
 
 
 def test_half_precision_sees_float16_rounding():
@@ -175,7 +175,7 @@ def test_half_precision_sees_float16_rounding():
 def test_residual_net_tiny(tmp_path):
     folder, summary, report, rows = _run("residual_net", tmp_path)
     _check_lockstep(summary, rows, trainings=1)
-    checks = [p for p in summary["parity"] if p["name"].startswith("Residual")]
+    checks = [p for p in summary.parity if p["name"].startswith("Residual")]
     assert len(checks) == 2 * 3 * 2  # two layers, three checks, largest error and count out of tolerance
     for p in checks:
         if p["tolerance"] is not None:

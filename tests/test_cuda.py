@@ -3,7 +3,6 @@
 Tests marked ``cuda`` are skipped where torch sees no CUDA device (tests/conftest.py); the others check the
 record and the settings on any machine.
 """
-import json
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from experiments.training import Data, Recipe
 from scratch.models.mlp import MLP
 from torch_ref import precision
 from torch_ref.models.mlp import MLP as TorchMLP
+from experiments.summary import Summary
 
 
 def blobs(n=160, d=6, classes=3, seed=0):
@@ -65,11 +65,11 @@ def test_exact_float32_turns_tf32_and_reduced_reductions_off(restore_precision):
 
 def test_a_cpu_report_records_the_torch_twins_device(tmp_path):
     folder = run_experiment(catalogue.get("two_layer_mnist"), profile="tiny", out=tmp_path)
-    summary = json.loads((folder / "summary.json").read_text())
-    assert summary["torch_twin"] == {"device": "cpu", "device_name": "cpu", "tf32_matmul": False,
+    summary = Summary.read(folder)
+    assert summary.torch_twin == {"device": "cpu", "device_name": "cpu", "tf32_matmul": False,
                                      "tf32_conv": False, "reduced_precision_reduction": False,
                                      "exact_float32": True}
-    assert precision.describe(summary["torch_twin"]) == "cpu"
+    assert precision.describe(summary.torch_twin) == "cpu"
 
 
 @pytest.mark.cuda
@@ -86,10 +86,10 @@ def test_float64_lockstep_on_the_gpu_agrees_to_round_off():
 def test_a_float32_cuda_report_records_exact_float32_and_the_interval(tmp_path):
     folder = run_experiment(catalogue.get("two_layer_mnist"), profile="tiny", dtype="float32", device="cuda",
                             out=tmp_path)
-    summary = json.loads((folder / "summary.json").read_text())
-    assert summary["torch_twin"]["device"].startswith("cuda") and summary["torch_twin"]["exact_float32"]
+    summary = Summary.read(folder)
+    assert summary.torch_twin["device"].startswith("cuda") and summary.torch_twin["exact_float32"]
     report = (folder / "report.md").read_text()
     assert "TF32 products off, TF32 convolutions off, reduced-precision reductions off" in report
-    for m in summary["models"]:
+    for m in summary.models:
         v = m["float32_vs_shadow"]
         assert v["ci_low"] <= v["median_ratio"] <= v["ci_high"], v

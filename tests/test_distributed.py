@@ -18,6 +18,7 @@ import pytest
 
 from experiments import catalogue
 from experiments.__main__ import main
+from experiments.summary import Summary
 
 pytestmark = pytest.mark.loopback
 
@@ -90,9 +91,9 @@ def test_local_cluster_writes_the_same_metrics_as_serial(serial_run, tmp_path, c
     assert metrics(tmp_path) == metrics(serial_run)
     err = capsys.readouterr().err
     assert "Dask: local cluster, 2 workers; dashboard http://127.0.0.1:" in err
-    summary = json.loads((tmp_path / "two_layer_mnist" / "summary.json").read_text())
-    assert summary["engine"] == "local cluster, 2 workers"
-    assert summary["verdict"]  # independent mode's statistics are in the report and the index
+    summary = Summary.read(tmp_path / "two_layer_mnist")
+    assert summary.engine == "local cluster, 2 workers"
+    assert summary.verdict  # independent mode's statistics are in the report and the index
     assert "Do the twins differ? (independent)" in (tmp_path / "two_layer_mnist" / "report.md").read_text()
     assert "twins over seeds (independent)" in (tmp_path / "README.md").read_text()
 
@@ -100,8 +101,8 @@ def test_local_cluster_writes_the_same_metrics_as_serial(serial_run, tmp_path, c
 def test_scheduler_and_two_dask_workers_write_the_same_metrics(serial_run, cluster, tmp_path, capsys):
     assert main(RUN + ["--out", str(tmp_path), "--scheduler", cluster]) == 0
     assert metrics(tmp_path) == metrics(serial_run)
-    summary = json.loads((tmp_path / "two_layer_mnist" / "summary.json").read_text())
-    assert summary["engine"] == f"scheduler {cluster}, 2 workers"
+    summary = Summary.read(tmp_path / "two_layer_mnist")
+    assert summary.engine == f"scheduler {cluster}, 2 workers"
     assert "warning" not in capsys.readouterr().err  # loopback tcp://: no warning about an open scheduler
 
 
@@ -170,8 +171,8 @@ def test_a_failing_unit_is_retried_once_then_recorded(faulty, where, request, tm
     tries = sorted(p.name for p in faulty.iterdir())
     assert tries == ["a-0", "b-0", "broken-0", "broken-1", "flaky-0", "flaky-1"]  # once, and once more
     folder = tmp_path / "out" / "units_demo"
-    summary = json.loads((folder / "summary.json").read_text())
-    [failure] = summary["failed_units"]
+    summary = Summary.read(folder)
+    [failure] = summary.failed_units
     assert failure["unit"] == "'broken'" and failure["attempts"] == 2
     assert "ValueError: unit broken cannot go on" in failure["error"]
     report = (folder / "report.md").read_text()
@@ -241,7 +242,7 @@ def test_variants_are_units_and_a_local_cluster_writes_the_same_report(tmp_path)
     assert main(run + ["--out", str(tmp_path / "dask"), "--workers", "2"]) == 0
     serial, dask = (tmp_path / kind / "dropout_overfit" for kind in ("serial", "dask"))
     assert (serial / "metrics.csv").read_bytes() == (dask / "metrics.csv").read_bytes()
-    units = [json.loads((f / "summary.json").read_text())["units"] for f in (serial, dask)]
+    units = [Summary.read(f).units for f in (serial, dask)]
     assert units[0] == {"ran": 2, "failed": 0, "engine": "serial (this process)", "where": {"this process": 2}}
     assert units[1]["ran"] == 2 and units[1]["engine"] == "local cluster, 2 workers"
     assert "this process" not in units[1]["where"] and sum(units[1]["where"].values()) == 2

@@ -19,6 +19,7 @@ import pytest
 
 from experiments import catalogue, writing
 from experiments.__main__ import main
+from experiments.summary import Summary
 from experiments.writing import MARKER, REPORT_MARKER, OutputError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,7 +136,7 @@ def test_an_output_folder_from_before_the_markers_is_adopted(demo, tmp_path):
 
 
 def test_the_index_is_never_written_into_a_folder_the_runner_does_not_own(tmp_path):
-    from experiments.results import write_index
+    from experiments.index import write_index
 
     (tmp_path / "README.md").write_text("mine\n")
     with pytest.raises(OutputError, match="refusing to write the index"):
@@ -181,7 +182,7 @@ def killed_run(out: Path, patch: str):
 
 
 def headline(folder: Path) -> str:
-    return json.loads((folder / "summary.json").read_text())["headline_text"]
+    return Summary.read(folder).headline_text
 
 
 def hidden(folder: Path) -> list:
@@ -308,7 +309,7 @@ def test_a_run_waits_for_another_runs_commit_and_says_so(demo, tmp_path, capsys,
 
 
 def test_a_full_disk_while_writing_the_index_says_the_report_is_in_place(demo, tmp_path, capsys, monkeypatch):
-    from experiments import results
+    from experiments import index as index_module
 
     assert run_cli(tmp_path) == 0
     index = (tmp_path / "README.md").read_bytes()
@@ -316,7 +317,7 @@ def test_a_full_disk_while_writing_the_index_says_the_report_is_in_place(demo, t
     def full(path, text):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(results, "write_text_atomic", full)
+    monkeypatch.setattr(index_module, "write_text_atomic", full)
     demo[1]["value"] = 2.5
     assert run_cli(tmp_path) == 1
     err = capsys.readouterr().err
@@ -490,8 +491,8 @@ def test_losing_the_only_worker_and_getting_a_new_one_loses_nothing(scheduler, t
     assert kill_the_only_worker_mid_run(scheduler, tmp_path / "dask", "120", replace=True) == 0
     err = capsys.readouterr().err
     assert "was lost with its worker; sent again when a worker is there (loss 1 of at most 3)" in err
-    summary = json.loads((tmp_path / "dask" / "two_layer_mnist" / "summary.json").read_text())
-    assert summary["failed_units"] == []
+    summary = Summary.read(tmp_path / "dask" / "two_layer_mnist")
+    assert summary.failed_units == []
     assert ((tmp_path / "dask" / "two_layer_mnist" / "metrics.csv").read_bytes()
             == (tmp_path / "serial" / "two_layer_mnist" / "metrics.csv").read_bytes())
 
@@ -573,7 +574,7 @@ def test_a_failed_training_names_its_own_units(tmp_path):
     import numpy as np
 
     from experiments.distributed import UnitFailure, UnitsFailed
-    from experiments.runner import Context
+    from experiments.runner import Context, RunSpec
 
     class Failing:
         description, dashboard = "a test double", None
@@ -582,8 +583,8 @@ def test_a_failed_training_names_its_own_units(tmp_path):
             return [UnitFailure(k, f"ValueError: {k[0]} broke", "", 2) for k in keys]
 
     relu, sigmoid = (types.SimpleNamespace(tag=t, label=f"TwoLayerNet ({t})") for t in ("relu", "sigmoid"))
-    ctx = Context(catalogue.get("two_layer_mnist"), "tiny", {}, 0, [0, 1], "float64", "independent", "cpu",
-                  tmp_path, engine=Failing())
+    ctx = Context(RunSpec(catalogue.get("two_layer_mnist"), "tiny", {}, 0, (0, 1), np.dtype("float64"),
+                          "independent", "cpu", tmp_path, engine=Failing()))
     with pytest.raises(UnitsFailed) as e:
         ctx.train_each([relu, sigmoid], np.zeros((2, 2)), plot=False)
     assert str(e.value) == ("every unit of TwoLayerNet (relu) failed: unit ('relu', 'independent', 0) failed 2 "

@@ -7,6 +7,7 @@ import torch
 import scratch
 import scratch.nn as snn
 from experiments import gradcheck
+from experiments.summary import Summary
 
 
 def test_tanh_backward_near_saturation_is_as_accurate_as_torchs():
@@ -47,13 +48,11 @@ def test_float32_rows_verdicts_on_constructed_records():
 
 
 def _gradient_check_tiny(tmp_path):
-    import json
-
     from experiments import catalogue
     from experiments.runner import run_experiment
     folder = run_experiment(catalogue.get("gradient_check"), "tiny", out=tmp_path)
-    summary = json.loads((folder / "summary.json").read_text())
-    parity = [p for p in summary["parity"] if p["name"].startswith("float32 layer checks less accurate")]
+    summary = Summary.read(folder)
+    parity = [p for p in summary.parity if p["name"].startswith("float32 layer checks less accurate")]
     return (folder / "report.md").read_text(), parity
 
 

@@ -1,12 +1,12 @@
 """Everyday runs leave the committed reference reports alone and say how they compare with them."""
 import hashlib
-import json
 
 from experiments import catalogue
 from experiments.__main__ import main
 from experiments.writing import REPORTS
-from experiments.results import reference_verdict, write_index
+from experiments.index import reference_verdict, write_index
 from experiments.runner import run_experiment
+from experiments.summary import Summary
 
 
 def snapshot(folder):
@@ -34,13 +34,13 @@ def summary(**over):
                         "final": {"scratch": {"test_acc": 0.97, "train_loss": 0.1},
                                   "torch": {"test_acc": 0.97, "train_loss": 0.1}}}]}
     base.update(over)
-    return base
+    return Summary(**base)
 
 
 def with_loss(value, drift=1e-14):
     s = summary()
-    s["models"][0]["final"]["scratch"]["train_loss"] = value
-    s["models"][0]["max_loss_rel_diff"] = drift
+    s.models[0]["final"]["scratch"]["train_loss"] = value
+    s.models[0]["max_loss_rel_diff"] = drift
     return s
 
 
@@ -68,9 +68,43 @@ def test_same_settings_as_the_reference_reproduce_it(tmp_path):
     index = write_index(tmp_path / "runs", [exp.name], reference=tmp_path / "reference").read_text()
     assert "reproduces the reference (largest relative difference 0," in index
     # and a run whose numbers moved is flagged
-    path = tmp_path / "runs" / exp.name / "summary.json"
-    s = json.loads(path.read_text())
-    s["models"][0]["final"]["torch"]["test_acc"] += 0.01
-    path.write_text(json.dumps(s))
+    s = Summary.read(tmp_path / "runs" / exp.name)
+    s.models[0]["final"]["torch"]["test_acc"] += 0.01
+    s.write(tmp_path / "runs" / exp.name)
     index = write_index(tmp_path / "runs", [exp.name], reference=tmp_path / "reference").read_text()
     assert "DIFFERS from the reference" in index and "torch test_acc" in index
+
+
+def test_every_parity_cell_has_its_tolerance_and_a_verdict():
+    from experiments.index import DIFFERS, HOLDS, ROUND_OFF_FLOOR, parity_cells
+
+    def lockstep(drift, control=None):
+        s = summary(lockstep_tolerance=1e-9, worst_loss_rel_diff=drift)
+        s.models[0].update(max_loss_rel_diff=drift, control_max_loss_rel_diff=control)
+        return s
+
+    assert parity_cells(lockstep(1e-14)) == {"lockstep parity": "1.00e-14", "tolerance": "1e-9",
+                                             "parity verdict": HOLDS}
+    # beyond the bound, and the scratch twin 1 ulp from itself drifts beyond it too: the training's round-off
+    floor = parity_cells(lockstep(314.9, control=14.18))
+    assert floor == {"lockstep parity": "314.9 (1-ulp control: 14.18)", "tolerance": "1e-9",
+                     "parity verdict": ROUND_OFF_FLOOR}
+    # a control that stayed within the bound, or none at all: the twins differ
+    assert parity_cells(lockstep(1e-6, control=1e-12))["parity verdict"] == DIFFERS
+    assert parity_cells(lockstep(1e-6))["parity verdict"] == DIFFERS
+    # nothing trained in lockstep: no figure, no verdict
+    assert parity_cells(summary(models=[]))["lockstep parity"] == "-"
+
+
+def test_the_committed_index_is_regenerated_from_the_committed_summaries(tmp_path):
+    """reports/README.md is what write_index makes of the committed summary.json files (those written before
+    the version field included), the legend under the table."""
+    from experiments.writing import MARKER
+
+    (tmp_path / MARKER).write_text("")
+    for path in REPORTS.glob("*/summary.json"):
+        (tmp_path / path.parent.name).mkdir()
+        Summary.read(path.parent).write(tmp_path / path.parent.name)
+    made = write_index(tmp_path, [e.name for e in catalogue.all_experiments()]).read_text()
+    assert made == (REPORTS / "README.md").read_text()
+    assert "| lockstep parity | tolerance | parity verdict |" in made and "**parity verdict**: *holds*" in made

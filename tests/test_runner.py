@@ -1,5 +1,4 @@
 """The runner: command line, errors, reproducibility, atomic reports (interrupted and killed runs)."""
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import torch
 from experiments import catalogue
 from experiments.__main__ import main
 from experiments.runner import resolve_device, run_experiment
+from experiments.summary import Summary
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -86,8 +86,8 @@ def test_unknown_setting_lists_the_profile_settings(capsys, tmp_path):
 
 def test_cli_run_with_a_setting_writes_report_and_index(tmp_path, capsys):
     assert main(["run", "forward_3layer", "--profile", "tiny", "--set", "batch=5", "--out", str(tmp_path)]) == 0
-    s = json.loads((tmp_path / "forward_3layer" / "summary.json").read_text())
-    assert s["config"]["batch"] == 5
+    s = Summary.read(tmp_path / "forward_3layer")
+    assert s.config["batch"] == 5
     assert "[forward_3layer](forward_3layer/report.md)" in (tmp_path / "README.md").read_text()
     assert "0.31682708" in capsys.readouterr().err  # the headline is printed
 
@@ -105,19 +105,19 @@ def test_same_seed_writes_the_same_metrics(tmp_path):
     a = run_experiment(exp, "tiny", seed=3, out=tmp_path / "a")
     b = run_experiment(exp, "tiny", seed=3, out=tmp_path / "b")
     assert (a / "metrics.csv").read_bytes() == (b / "metrics.csv").read_bytes()
-    sa, sb = (json.loads((f / "summary.json").read_text()) for f in (a, b))
-    for m in sa["models"] + sb["models"]:
+    sa, sb = (Summary.read(f) for f in (a, b))
+    for m in sa.models + sb.models:
         m.pop("time_per_step_s")
-    assert sa["models"] == sb["models"] and sa["parity"] == sb["parity"]
+    assert sa.models == sb.models and sa.parity == sb.parity
 
 
 def test_mode_both_keeps_the_two_passes_apart(tmp_path):
     folder = run_experiment(catalogue.get("perceptron_gates"), "tiny", mode="both", seeds=1, out=tmp_path)
-    s = json.loads((folder / "summary.json").read_text())
-    assert sorted({m["mode"] for m in s["models"]}) == ["independent", "lockstep"]
-    assert any(f.startswith("lockstep_") for f in s["figures"]) and any(f.startswith("independent_")
-                                                                       for f in s["figures"])
-    assert len(s["figures"]) == len(set(s["figures"]))
+    s = Summary.read(folder)
+    assert sorted({m["mode"] for m in s.models}) == ["independent", "lockstep"]
+    assert any(f.startswith("lockstep_") for f in s.figures) and any(f.startswith("independent_")
+                                                                       for f in s.figures)
+    assert len(s.figures) == len(set(s.figures))
 
 
 # -- atomic reports --------------------------------------------------------------------------
@@ -188,8 +188,8 @@ def test_report_names_the_commit_the_run_started_from(tmp_path, monkeypatch):
         folder = run_experiment(catalogue.REGISTRY["runner_commit_demo"], "tiny", out=tmp_path)
     finally:
         catalogue.REGISTRY.pop("runner_commit_demo", None)
-    summary = json.loads((folder / "summary.json").read_text())
-    assert summary["environment"]["git_commit"] == "abc1234"
+    summary = Summary.read(folder)
+    assert summary.environment["git_commit"] == "abc1234"
     assert "- git_commit: abc1234" in (folder / "report.md").read_text()
 
 
@@ -200,8 +200,8 @@ def test_plain_flag_trains_in_lockstep_on_the_plain_path(tmp_path, monkeypatch):
     monkeypatch.delenv("SCRATCH_PLAIN", raising=False)
     fast_before = scratch.is_fast()
     assert main(["run", "simple_convnet", "--profile", "tiny", "--plain", "--out", str(tmp_path)]) == 0
-    s = json.loads((tmp_path / "simple_convnet" / "summary.json").read_text())
-    assert s["scratch_path"] == "plain"
-    assert s["worst_loss_rel_diff"] is not None and s["worst_loss_rel_diff"] <= s["lockstep_tolerance"]
+    s = Summary.read(tmp_path / "simple_convnet")
+    assert s.scratch_path == "plain"
+    assert s.worst_loss_rel_diff is not None and s.worst_loss_rel_diff <= s.lockstep_tolerance
     assert "--plain" in (tmp_path / "simple_convnet" / "report.md").read_text()
     assert scratch.is_fast() == fast_before and "SCRATCH_PLAIN" not in os.environ, "the setting is restored"

@@ -1,6 +1,5 @@
 """Float32 parity against a float64 shadow (docs/design.md, "Float32 parity")."""
 import csv
-import json
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from experiments.lockstep import train_lockstep
 from experiments.runner import run_experiment
 from experiments import shadow
 from experiments.shadow import error_ratio_verdict, shadow_steps
+from experiments.summary import Summary
 from experiments.training import Data, Recipe
 from scratch.models.mlp import MLP
 from torch_ref.models.mlp import MLP as TorchMLP
@@ -131,15 +131,19 @@ def test_blocks_keep_the_interval_honest_on_correlated_steps():
 
 
 def test_a_summary_written_before_intervals_still_reads():
-    from experiments.results import _parity_cell
+    from experiments.index import parity_cells
+    from experiments.summary import Summary
 
-    old = {"models": [{"float32_vs_shadow": {"steps": 120, "median_ratio": 1.6, "p90_ratio": 4.0,
-                                             "verdict": "as accurate"}}]}
-    assert _parity_cell(old) == "float32 vs float64 shadow: scratch as accurate as torch (median error ratio 1.6)"
-    new = {"models": [{"float32_vs_shadow": dict(old["models"][0]["float32_vs_shadow"], ci_low=1.1, ci_high=2.4,
-                                                 verdict="inconclusive")}]}
-    assert _parity_cell(new) == ("float32 vs float64 shadow: scratch vs torch: inconclusive (median error ratio 1.6, "
-                                 "95% interval [1.1, 2.4])")
+    old = Summary("demo", models=[{"float32_vs_shadow": {"steps": 120, "median_ratio": 1.6, "p90_ratio": 4.0,
+                                                         "verdict": "as accurate"}}])
+    assert parity_cells(old) == {
+        "lockstep parity": "float32 vs float64 shadow: median error ratio scratch / torch 1.6",
+        "tolerance": "0.5 to 2", "parity verdict": "holds (scratch as accurate as torch)"}
+    new = Summary("demo", models=[{"float32_vs_shadow": dict(old.models[0]["float32_vs_shadow"], ci_low=1.1,
+                                                             ci_high=2.4, verdict="inconclusive")}])
+    assert parity_cells(new) == {
+        "lockstep parity": "float32 vs float64 shadow: median error ratio scratch / torch 1.6, 95% interval [1.1, 2.4]",
+        "tolerance": "0.5 to 2", "parity verdict": "inconclusive"}
 
 
 # -- the shadow itself ----------------------------------------------------------------------
@@ -200,11 +204,10 @@ def test_a_float32_report_carries_the_verdict(tmp_path):
     exp = catalogue.get("two_layer_mnist")
     run_experiment(exp, profile="tiny", dtype="float32", out=tmp_path)
     run_experiment(exp, profile="tiny", dtype="float64", out=tmp_path / "f64")
-    summary = json.loads((tmp_path / exp.name / "summary.json").read_text())
-    verdicts = [m["float32_vs_shadow"] for m in summary["models"]]
+    verdicts = [m["float32_vs_shadow"] for m in Summary.read(tmp_path / exp.name).models]
     assert all(v and v["verdict"] in ("as accurate", "less accurate", "more accurate", "inconclusive")
                and v["ci_low"] <= v["median_ratio"] <= v["ci_high"] for v in verdicts)
-    assert "float32 vs float64 shadow: scratch" in (tmp_path / "README.md").read_text()
+    assert "| float32 vs float64 shadow: median error ratio scratch / torch" in (tmp_path / "README.md").read_text()
     report = (tmp_path / exp.name / "report.md").read_text()
     assert "float32 error against the float64 shadow" in report and "float64_shadow.png" in report
 

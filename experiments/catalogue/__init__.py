@@ -41,7 +41,8 @@ Create ``experiments/catalogue/<name>.py`` (nothing else to edit)::
 ``ctx.train`` records the metrics, the side-by-side table, the parity figures,
 the timings and the standard plot; the runner writes the report atomically.
 
-What ``ctx`` offers (``experiments.runner.Context``):
+What ``ctx`` offers (``experiments.runner.Context``: one pass's settings, a frozen
+``RunSpec``, and the ways to record into the run's ``Report``; nothing is set on it):
 
 - ``ctx.config`` (the profile's dict, ``--set`` applied), ``ctx.profile``,
   ``ctx.seed``, ``ctx.seeds`` (independent mode), ``ctx.dtype`` (NumPy),
@@ -66,7 +67,9 @@ What ``ctx`` offers (``experiments.runner.Context``):
   tolerance of None: reported only); the tests hold every figure that has one.
 - ``ctx.headline(text)``, ``ctx.section(title, markdown)``,
   ``ctx.savefig(fig, name, caption)`` (returns the file name, to embed as
-  ``![...](name.png)`` in a section), ``ctx.extra[key] = value`` (summary.json).
+  ``![...](name.png)`` in a section), ``ctx.keep(key=value)`` (summary.json's
+  ``extra``), ``ctx.add_results(results)`` (results trained with ``record=False``
+  put into the standard tables after all).
 
 Rules of thumb: the ``tiny`` profile runs in a few seconds on generated data
 (``experiments.catalogue._data.mnist(ctx)`` with ``synthetic=True``), ``quick``

@@ -9,7 +9,7 @@ curves, one colour per variant, and the lockstep difference on a log scale.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments.results import COLORS
+from experiments.plots import COLORS
 from experiments.training import Recipe
 from scratch.models.multilayer import MultiLayerNetExtend
 from torch_ref.models.multilayer import MultiLayerNetExtend as TorchMultiLayerNetExtend

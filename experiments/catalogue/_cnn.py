@@ -3,7 +3,7 @@ the "against the book" table, and the trained DeepConvNet's weights kept for hal
 import numpy as np
 import torch
 
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 
 
 def predict(impl: str, model, x: np.ndarray, chunk: int = 500) -> np.ndarray:

@@ -9,7 +9,8 @@ epoch; the gap between them is the overfitting a regulariser should narrow.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments.results import COLORS, markdown_table
+from experiments.plots import COLORS
+from experiments.writing import markdown_table
 
 
 def decay_groups(weight_decay: float):

@@ -27,8 +27,10 @@ import scratch.nn as snn
 import scratch.transforms as st
 import torch_ref.transforms as tt
 from experiments.catalogue import experiment
+from experiments.compare import TOLERANCE, layer_tolerance
 from experiments.catalogue._data import mnist
-from experiments.results import COLORS, markdown_table
+from experiments.plots import COLORS
+from experiments.writing import markdown_table
 from experiments.training import Recipe
 from scratch.models.mlp import MLP
 from torch_ref.models.mlp import MLP as TorchMLP
@@ -158,7 +160,7 @@ The same training images as each twin augments them (same angles and shifts in l
 
 ![augmented samples]({sample})
 """)
-    ctx.extra["test_acc"] = accs
+    ctx.keep(test_acc=accs)
 
 
 def _sample_figure(ctx, data):
@@ -184,7 +186,7 @@ def _sample_figure(ctx, data):
     fig.tight_layout()
     if ctx.mode == "lockstep":
         ctx.parity("one augmented batch, scratch.transforms vs torchvision (largest pixel difference)", worst,
-                   1e-10 if ctx.dtype == np.float64 else 1e-5)
+                   layer_tolerance(ctx.dtype))
     return ctx.savefig(fig, "augmented_samples", "training images as each twin's augmentation warps them")
 
 
@@ -210,7 +212,7 @@ def _curves_figure(ctx, results):
     if lockstep:
         axes[2].set(xlabel="step", ylabel="|loss difference| / loss", yscale="log",
                     title="twins' loss difference per step (0 not shown)")
-        axes[2].axhline(1e-9, color=COLORS["diff"], lw=0.8, ls=":")
+        axes[2].axhline(TOLERANCE["lockstep"], color=COLORS["diff"], lw=0.8, ls=":")
         axes[2].legend(fontsize=7)
     seed = f", seed {results[next(iter(results))][0].seed}" if not lockstep else ""
     fig.suptitle(f"augmentation vs none, {ctx.mode}{seed}, {ctx.dtype}")

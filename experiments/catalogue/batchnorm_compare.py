@@ -19,7 +19,7 @@ import numpy as np
 from experiments.catalogue import experiment
 from experiments.catalogue._ch6 import mlp_recipe
 from experiments.catalogue._data import mnist
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from experiments.training import Data
 
 VARIANTS = (("BatchNorm", True), ("Normal", False))  # the book's labels: with BN, "Normal (without BatchNorm)"
@@ -159,7 +159,7 @@ def run(ctx):
 
     bn, plain = final["BatchNorm", "scratch"], final["Normal", "scratch"]
     ahead = int(np.sum(bn > plain))
-    ctx.extra[f"final_train_acc_{ctx.mode}"] = {"scales": scales, "BatchNorm": bn, "Normal": plain}
+    ctx.keep(**{f"final_train_acc_{ctx.mode}": {"scales": scales, "BatchNorm": bn, "Normal": plain}})
     ctx.headline(f"batch norm ahead at {ahead}/{len(scales)} scales; mean final train accuracy {bn.mean():.1%} "
                  f"with, {plain.mean():.1%} without ({cfg['epochs']} epochs)")
     runs = "the book's 20 epochs" if cfg["epochs"] >= 20 else (

@@ -17,7 +17,7 @@ import numpy as np
 from experiments.catalogue import experiment
 from experiments.catalogue._cnn import book_table, image_grid, predict, save_trained
 from experiments.catalogue._data import mnist
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from experiments.training import Recipe
 from scratch.models.convnets import DeepConvNet
 from torch_ref.models.convnets import DeepConvNet as TorchDeepConvNet
@@ -96,7 +96,7 @@ that many of the images its network misses are hard for a person too.
 {table}
 </details>
 """)
-    ctx.extra.update(test_acc=accs, misclassified={k: len(v) for k, v in wrong.items()}, twins_disagree=disagree)
+    ctx.keep(test_acc=accs, misclassified={k: len(v) for k, v in wrong.items()}, twins_disagree=disagree)
     if cfg["keep_weights"] and ctx.mode == "lockstep":
         path = save_trained(ctx, "deep_convnet", first.models["scratch"])
-        ctx.extra["trained_weights"] = str(path)
+        ctx.keep(trained_weights=str(path))

@@ -18,7 +18,7 @@ from experiments.catalogue import experiment
 from experiments.catalogue._data import mnist
 from experiments.catalogue._overfit import accuracy_rows, headline, plot_accuracy, table
 from experiments.lockstep import Streams
-from experiments.results import COLORS
+from experiments.plots import COLORS
 from experiments.training import Recipe
 from scratch.models.multilayer import MultiLayerNetExtend
 from scratch.optim import SGD
@@ -104,7 +104,7 @@ def run(ctx):
         ax.plot(curve["epoch"], curve["test_acc"], ":", color=COLORS["book"], lw=1.8, label="book's dropout test")
         ax.legend(fontsize=8, loc="lower right")
         final = {k: curve[k][-1] for k in ("train_acc", "test_acc")}
-        ctx.extra["book_dropout"] = final
+        ctx.keep(book_dropout=final)
         inverted = runs[-1][1][0].final["scratch"]
         book_text = (
             "\n\nThe book's own dropout (`scratch.nn.BookDropout`, green dotted in the right panel; scratch only, "

@@ -11,7 +11,7 @@ import torch
 
 from experiments.catalogue import experiment
 from experiments.compare import TOLERANCE, compare_arrays, compare_module
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from scratch.models.basics import BOOK_WEIGHTS, ThreeLayerNet
 from torch_ref.models.basics import ThreeLayerNet as TorchThreeLayerNet
 

@@ -18,7 +18,7 @@ from experiments import gradcheck, layer_cases
 from experiments.catalogue import experiment
 from experiments.catalogue._data import mnist
 from experiments.compare import TOLERANCE, compare_arrays, to_torch
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from experiments.shadow import AS_ACCURATE
 from experiments.training import torch_dtype
 from scratch.models.two_layer import TwoLayerNet

@@ -19,7 +19,8 @@ import torch
 
 import scratch.optim as soptim
 from experiments.catalogue import experiment
-from experiments.results import fmt, markdown_table
+from experiments.compare import TOLERANCE
+from experiments.writing import fmt, markdown_table
 from scratch.nn.parameter import Parameter
 from scratch.numerical import numerical_gradient
 
@@ -92,7 +93,7 @@ def scaled_gap(a, b) -> float:
 )
 def run(ctx):
     cfg, dtype = ctx.config, ctx.dtype.type
-    tol = 1e-12 if dtype == np.float64 else 1e-5
+    tol = TOLERANCE["optim"][dtype]
     short = {lr: paths(lr, cfg["steps"], dtype) for lr in cfg["lrs"]}
     long = {lr: paths(lr, cfg["long_steps"], dtype) for lr in cfg["lrs"]}
     for lr, ps in short.items():
@@ -115,25 +116,25 @@ def run(ctx):
         ctx.parity(f"lr {lr:g}: scratch SGD (analytic gradient) vs torch SGD (autograd), largest difference over "
                    f"{cfg['steps']} steps (scaled)", twin, tol)
         ctx.parity(f"lr {lr:g}: numerical vs analytic gradient path, largest difference (scaled)", num,
-                   1e-7 if dtype == np.float64 and lr != 10.0 else None)
+                   TOLERANCE["numerical"] if dtype == np.float64 and lr != 10.0 else None)
         parity_rows.append((lr, twin, num))
+    book_gap = None  # the book printed float64 results only
     if dtype == np.float64:
         book_gap = max(float(np.max(np.abs(long[lr]["numerical (book)"][-1] - np.array(BOOK_100[lr]))
                                     / np.abs(np.array(BOOK_100[lr])))) for lr in cfg["lrs"])
         ctx.parity("the book's printed 100-step results vs the numerical path here, largest relative difference "
                    "(the book prints 9 digits)", book_gap, 1e-8)
-        ctx.extra["book_gap"] = book_gap
-    ctx.extra["final_20"] = {f"{lr:g}": {m: p[-1] for m, p in ps.items()} for lr, ps in short.items()}
+        ctx.keep(book_gap=book_gap)
+    ctx.keep(final_20={f"{lr:g}": {m: p[-1] for m, p in ps.items()} for lr, ps in short.items()})
 
     fig = plot_paths(short, long, ctx)
     plot = ctx.savefig(fig, "paths", "the three paths for each learning rate on the contours of f (lr 10: its first "
                                      "steps, on wider axes); for lr 10, the distance from the minimum by step "
                                      "(log scale) over 100 steps")
     good = short[cfg["lrs"][0]]["numerical (book)"][-1]
-    book = ctx.extra.get("book_gap")
     ctx.headline(f"lr {cfg['lrs'][0]:g}: ({good[0]:.4g}, {good[1]:.4g}) after {cfg['steps']} steps; torch and "
                  f"scratch SGD paths differ by {fmt(max(t for _, t, _ in parity_rows))}"
-                 + ("" if book is None else f"; the book's 100-step results reproduced to {fmt(book)}"))
+                 + ("" if book_gap is None else f"; the book's 100-step results reproduced to {fmt(book_gap)}"))
     ctx.section("Paths", (
         f"![paths]({plot})\n\n"
         "With lr 0.1 each step multiplies x by 1 - 2 * 0.1 = 0.8: the path runs straight to the minimum. "

@@ -32,7 +32,7 @@ from experiments.catalogue._cnn import load_trained
 from experiments.catalogue._data import mnist
 from experiments.catalogue.deep_convnet import recipe_for
 from experiments.compare import to_torch
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from scratch.models.convnets import DeepConvNet
 from torch_ref.models.convnets import DeepConvNet as TorchDeepConvNet
 
@@ -204,5 +204,5 @@ exists only on the torch side: NumPy has no bfloat16.
 
 ![accuracy and logits]({plot})
 """)
-    ctx.extra.update(accuracy={f"{i}/{n}": float(np.mean(s.argmax(axis=1) == t)) for (i, n), s in scores.items()},
+    ctx.keep(accuracy={f"{i}/{n}": float(np.mean(s.argmax(axis=1) == t)) for (i, n), s in scores.items()},
                      float16_matmul_of_4096_ones={"numpy": acc16[0], "torch": acc16[1]}, weights=source)

@@ -19,9 +19,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.catalogue import experiment
+from experiments.compare import lockstep_tolerance
 from experiments.catalogue._data import mnist
 from experiments.catalogue._overfit import decay_groups, mean_curve
-from experiments.results import COLORS, fmt, markdown_table, plot_lockstep
+from experiments.plots import COLORS, plot_lockstep
+from experiments.writing import fmt, markdown_table
 from experiments.training import Data, Recipe
 from scratch.models.multilayer import MultiLayerNet
 from torch_ref.models.multilayer import MultiLayerNet as TorchMultiLayerNet
@@ -91,7 +93,7 @@ def run(ctx):
     for rank, tr in enumerate(ranked[:3]):
         for r in tr["results"]:
             r.label = f"best {rank + 1}: {r.label}"
-        ctx.results.extend(tr["results"])
+        ctx.add_results(tr["results"])
     best = ranked[0]
     if ctx.mode == "lockstep":
         r = best["results"][0]
@@ -99,10 +101,10 @@ def run(ctx):
                     f"{r.label}: both twins' loss per step, their difference on a log scale, accuracy by epoch")
         worst = max(tr["results"][0].max_loss_rel_diff for tr in trials)
         ctx.parity(f"all {len(trials)} trials: largest |loss difference| / loss at any step", worst,
-                   1e-9 if ctx.dtype == np.float64 else None)
+                   lockstep_tolerance(ctx.dtype))
         ctx.parity(f"all {len(trials)} trials: largest parameter difference (scaled)",
                    max(tr["results"][0].max_param_diff for tr in trials))
-        ctx.extra["worst_trial_loss_rel_diff"] = worst
+        ctx.keep(worst_trial_loss_rel_diff=worst)
     same_rank = [tr["trial"] for tr in ranked] == [tr["trial"] for tr in sorted(
         trials, key=lambda tr: (-tr["val_torch"], tr["trial"]))]
 
@@ -120,12 +122,12 @@ def run(ctx):
                 else {})}
             for i, tr in enumerate(ranked)]
     good = [tr for tr in ranked if tr["val_scratch"] >= 0.5 * ranked[0]["val_scratch"] and ranked[0]["val_scratch"]]
-    ctx.extra["trials"] = [{k: v for k, v in tr.items() if k != "results"} for tr in ranked]
-    ctx.extra["best"] = {k: v for k, v in best.items() if k != "results"}
+    ctx.keep(trials=[{k: v for k, v in tr.items() if k != "results"} for tr in ranked])
+    ctx.keep(best={k: v for k, v in best.items() if k != "results"})
     ctx.headline(f"best of {len(trials)} trials: lr {best['lr']:.2e}, weight decay {best['weight_decay']:.2e}, "
                  f"validation accuracy {best['val_scratch']:.2%} / {best['val_torch']:.2%} (scratch / torch)")
     lrs, wds, accs = ([tr[k] for tr in trials] for k in ("lr", "weight_decay", "val_scratch"))
-    ctx.extra["rank_correlation"] = {"lr": rank_corr(lrs, accs), "weight_decay": rank_corr(wds, accs)}
+    ctx.keep(rank_correlation={"lr": rank_corr(lrs, accs), "weight_decay": rank_corr(wds, accs)})
     lr_span = (f"{min(tr['lr'] for tr in good):.1e} to {max(tr['lr'] for tr in good):.1e}" if good else "-")
     ctx.section("The search", (
         f"{len(trials)} trials, each {cfg['epochs']} epochs on {len(data.x_train)} training images, judged on "

@@ -22,8 +22,9 @@ import torch
 
 import scratch.optim as soptim
 from experiments.catalogue import experiment
+from experiments.compare import TOLERANCE
 from experiments.catalogue._data import mnist
-from experiments.results import fmt, markdown_table
+from experiments.writing import fmt, markdown_table
 from experiments.training import Recipe
 from scratch.models.multilayer import MultiLayerNet
 from scratch.nn.parameter import Parameter
@@ -109,15 +110,15 @@ def run(ctx):
             ctx.log("torch", f"{recipe.tag}/lr", float(t[0]), step=k + 1)
         if scheduler:
             ctx.parity(f"{name}: largest relative difference of the rate over {total} steps, scratch vs torch "
-                       "scheduler", lr_gap, 1e-12)
+                       "scheduler", lr_gap, TOLERANCE["optim"][np.float64])
         if name == "one-cycle":
-            ctx.parity(f"{name}: largest relative difference of the cycled momentum", mom_gap, 1e-12)
+            ctx.parity(f"{name}: largest relative difference of the cycled momentum", mom_gap, TOLERANCE["optim"][np.float64])
         acc = {impl: float(np.mean([r.final[impl]["test_acc"] for r in runs[name]])) for impl in ("scratch", "torch")}
         rows.append({"schedule": name, "scheduler": scheduler or "-", "stepped": f"per {interval}",
                      "first rate": fmt(traces[name]["scratch"][0, 0]), "last rate": fmt(traces[name]["scratch"][-1, 0]),
                      "scratch test accuracy": f"{acc['scratch']:.2%}", "torch test accuracy": f"{acc['torch']:.2%}",
                      "rate difference": fmt(lr_gap)})
-    ctx.extra["schedules"] = rows
+    ctx.keep(schedules=rows)
 
     fig = plot_schedules(runs, traces, ctx)
     plot = ctx.savefig(fig, "schedules", "the rate per step in both twins (left), their difference (middle) and "

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from experiments.catalogue import experiment
-from experiments.results import markdown_table
+from experiments.compare import lockstep_tolerance
+from experiments.writing import markdown_table
 from experiments.training import Data, Recipe, relative_difference
 from scratch.models.basics import BOOK_WEIGHTS, ThreeLayerNet
 from scratch.models.mlp import MLP
@@ -103,7 +104,7 @@ def run(ctx):
     notes_vs_scratch = max(relative_difference(a, b) for a, b in zip(r0.history["scratch"]["loss"], notes_losses))
     if ctx.mode == "lockstep":
         ctx.parity("notes' code vs scratch twin: largest |loss difference| / loss, every epoch", notes_vs_scratch,
-                   1e-9 if ctx.dtype == np.float64 else None)
+                   lockstep_tolerance(ctx.dtype))
 
     # -- corrected ---------------------------------------------------------------------
     y_mean, y_std = float(y.mean()), float(y.std())
@@ -167,7 +168,7 @@ def run(ctx):
     var = float(truth.var())
     for name, v in (("as_written/grid_mse", mse_written), ("corrected/grid_mse", mse_fixed), ("grid_var_y", var)):
         ctx.log("scratch", name, v)
-    ctx.extra.update(grid_mse_as_written=mse_written, grid_mse_corrected=mse_fixed, grid_var_y=var)
+    ctx.keep(grid_mse_as_written=mse_written, grid_mse_corrected=mse_fixed, grid_var_y=var)
     ctx.headline(f"as written: grid MSE {mse_written:.3g} (var y {var:.3g}); corrected: {mse_fixed:.3g}")
 
     warn_text = "\n".join(f"- `{m}`" for m in messages) or "- (no warning was raised)"

@@ -27,8 +27,9 @@ import torch
 from experiments.catalogue import experiment
 from experiments.catalogue._cnn import predict as predict_chunked
 from experiments.catalogue._data import mnist
-from experiments.compare import compare_arrays
-from experiments.results import COLORS, markdown_table
+from experiments.compare import compare_arrays, layer_tolerance
+from experiments.plots import COLORS
+from experiments.writing import markdown_table
 from experiments.training import Recipe
 from scratch.models.mlp import MLP
 from torch_ref.models.mlp import MLP as TorchMLP
@@ -115,7 +116,7 @@ def run(ctx):
                    int(np.sum(preds[impl] != single[impl])), 0)
     if ctx.mode == "lockstep":
         ctx.parity("test scores, scratch vs torch (scaled)", twin_logits,
-                   1e-10 if ctx.dtype == np.float64 else 1e-5)
+                   layer_tolerance(ctx.dtype))
         ctx.parity("test images the twins predict differently", twin_preds, 0)
 
     # -- time per image by batch size (not in metrics.csv: timings are not determined by the seed) ------
@@ -173,4 +174,4 @@ its load and are not in metrics.csv.
 
 ![time per image]({plot})
 """)
-    ctx.extra.update(accuracy=acc, seconds_per_image={k: {str(b): v for b, v in d.items()} for k, d in timing.items()})
+    ctx.keep(accuracy=acc, seconds_per_image={k: {str(b): v for b, v in d.items()} for k, d in timing.items()})

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from experiments.catalogue import experiment
-from experiments.results import markdown_table
+from experiments.compare import TOLERANCE
+from experiments.writing import markdown_table
 from scratch.numerical import numerical_diff
 
 # name -> (f on NumPy scalars, f on torch tensors, x, exact f'(x))
@@ -114,7 +115,7 @@ def run(ctx):
     worst_autograd = {d: max(float(rel_error(grads[name, d], FUNCTIONS[name][3])) for name in FUNCTIONS)
                       for d in ("float32", "float64")}
     ctx.parity("central difference (h = 1e-4, float64) vs torch autograd, largest relative difference",
-               worst_central, 1e-7)
+               worst_central, TOLERANCE["numerical"])
     for d, v in worst_autograd.items():
         ctx.parity(f"torch autograd ({d}) vs the exact derivative, largest relative error", v,
                    10 * np.finfo(d).eps)
@@ -131,8 +132,8 @@ def run(ctx):
     at_book = {d: max(float(r["error at h = 1e-4"]) for r in best_rows
                       if r["dtype"] == d and r["method"] == "central" and r["function"] in curved)
                for d in ("float32", "float64")}
-    ctx.extra["best_h"] = {f"{d}/{m}": v for (d, m), v in best.items()}
-    ctx.extra["notes_bad_derivative"] = notes_rows
+    ctx.keep(best_h={f"{d}/{m}": v for (d, m), v in best.items()})
+    ctx.keep(notes_bad_derivative=notes_rows)
 
     fig = plot_sweep(hs, errors)
     plot = ctx.savefig(fig, "error_vs_h", "relative error of forward and central differences against the exact "

@@ -18,7 +18,7 @@ SGD within the 2,000 iterations, AdaGrad a little the fastest.
 from experiments.catalogue import experiment
 from experiments.catalogue._ch6 import final_value, loss_curves, mean_history, mlp_recipe
 from experiments.catalogue._data import mnist
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 
 OPTIMIZERS = {
     "SGD": ("SGD", dict(lr=0.01)),
@@ -68,7 +68,7 @@ def run(ctx):
                                                  "scratch solid and torch dashed")
     last = {name: mean_history(rs, "scratch")[-tail:].mean() for name, rs in groups}
     order = sorted(last, key=last.get)
-    ctx.extra[f"final_loss_{ctx.mode}"] = {k: float(v) for k, v in last.items()}
+    ctx.keep(**{f"final_loss_{ctx.mode}": {k: float(v) for k, v in last.items()}})
     ctx.headline(f"lowest final loss: {order[0]} ({last[order[0]]:.3f}); highest: {order[-1]} "
                  f"({last[order[-1]]:.3f}) after {cfg['iterations']} iterations")
     runs = "the book's 2,000 iterations" if cfg["iterations"] >= 2000 else (

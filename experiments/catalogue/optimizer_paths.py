@@ -22,7 +22,7 @@ import scratch.optim as soptim
 from experiments.catalogue import experiment
 from experiments.compare import TOLERANCE
 from experiments.data.synthetic import BOWL_START, bowl, bowl_grad, bowl_grid
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from scratch.nn.parameter import Parameter
 from scratch.optim import book as boptim
 
@@ -142,8 +142,8 @@ def run(ctx):
     worst_twin = max(t for t, _ in gaps.values())
     same = [n for n, (_, r) in gaps.items() if r <= 1e-6]
     apart = {n: r for n, (_, r) in gaps.items() if r > 1e-6}
-    ctx.extra["scratch_vs_torch"] = {n: t for n, (t, _) in gaps.items()}
-    ctx.extra["book_vs_torch"] = {n: r for n, (_, r) in gaps.items()}
+    ctx.keep(scratch_vs_torch={n: t for n, (t, _) in gaps.items()})
+    ctx.keep(book_vs_torch={n: r for n, (_, r) in gaps.items()})
     ctx.headline(f"scratch.optim = torch.optim paths to {worst_twin:.1e}; book's rules vs PyTorch's: "
                  + ", ".join(f"{n} {r:.1e}" for n, (_, r) in gaps.items()))
     ctx.section("The paths", (

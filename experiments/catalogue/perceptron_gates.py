@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from experiments.catalogue import experiment
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from experiments.training import Data, Recipe
 from scratch.models.basics import Perceptron, XORNet
 from scratch.models.mlp import MLP

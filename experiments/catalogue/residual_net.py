@@ -31,7 +31,6 @@ norm tolerates) to learn something in 100 iterations. Before training, the repor
 the residual layers against torch autograd and central differences, as every
 layer of the suite is (experiments/layer_cases/residual.py).
 """
-import json
 
 import numpy as np
 
@@ -39,7 +38,8 @@ from experiments.catalogue import experiment
 from experiments.catalogue._cnn import book_table
 from experiments.catalogue._data import mnist
 from experiments.compare import TOLERANCE
-from experiments.results import markdown_table
+from experiments.summary import Summary
+from experiments.writing import markdown_table
 from experiments.training import Recipe
 from scratch.models.resnet import ResNet
 from scratch.transforms import RandomShift
@@ -68,7 +68,7 @@ def layer_checks(configs: int, seed: int):
         num = []
         for _ in range(configs):
             _, records = layer_cases.check_against_numerical(case, rng)
-            num += [r["max_rel"] for r in records]
+            num += [r["scaled"] for r in records]
         worst[name, "numerical"] = (max(num), TOLERANCE["numerical"], sum(v > TOLERANCE["numerical"] for v in num))
         row = {"layer": name, "configurations": configs}
         for kind, column in (("float64", "vs autograd, float64 (scaled)"), ("float32", "vs autograd, float32 (scaled)"),
@@ -81,14 +81,10 @@ def layer_checks(configs: int, seed: int):
 
 def deep_convnet_accuracy(ctx):
     """The test accuracy in deep_convnet's report next to this one (same profile), or None."""
-    path = ctx.dir.parent / "deep_convnet" / "summary.json"
-    try:
-        s = json.loads(path.read_text())
-    except (OSError, ValueError):
+    s = Summary.read_or_none(ctx.dir.parent / "deep_convnet")
+    if s is None or s.profile != ctx.profile:
         return None
-    if s.get("profile") != ctx.profile:
-        return None
-    acc = s.get("extra", {}).get("test_acc")
+    acc = s.extra.get("test_acc")
     return acc if isinstance(acc, dict) else None
 
 
@@ -170,4 +166,4 @@ layer: {n_params:,} parameters, He initialisation (torchvision's). Adam (lr {cfg
 as a cosine to 0 over the {steps:,} steps, in both twins; {shift_text}. The state dicts of the two twins have the same keys:
 `layers.stage2.0.body.conv1.weight`, `layers.stage2.0.shortcut.conv.weight`, ...
 """)
-    ctx.extra.update(test_acc=accs, parameters=n_params)
+    ctx.keep(test_acc=accs, parameters=n_params)

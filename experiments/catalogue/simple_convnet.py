@@ -97,4 +97,4 @@ minimum (black) and maximum (white), as the book draws them. {same}
 
 ![filters]({picture})
 """)
-    ctx.extra.update(test_acc=accs, conv1_relative_change=change)
+    ctx.keep(test_acc=accs, conv1_relative_change=change)

@@ -14,7 +14,7 @@ import torch
 import scratch.nn as snn
 from experiments.catalogue import experiment
 from experiments.compare import TOLERANCE, compare_arrays
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from scratch.nn import functional as F
 
 
@@ -117,5 +117,5 @@ def run(ctx):
         f"{len(cs)} inputs [c, c-10, c-20] with c from 1 to 10,000 (log-spaced, plus the notes' 1010). "
         f"exp(c) overflows past log(max {dtype}) = {limit:.2f}; the naive form then divides inf by inf.\n\n"
         + markdown_table(rows) + f"\n![error by input size]({plot})\n"))
-    ctx.extra["first_nan_c"] = first_nan
-    ctx.extra["overflow_threshold"] = limit
+    ctx.keep(first_nan_c=first_nan)
+    ctx.keep(overflow_threshold=limit)

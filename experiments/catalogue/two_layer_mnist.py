@@ -7,7 +7,7 @@ with sigmoid.
 """
 from experiments.catalogue import experiment
 from experiments.catalogue._data import mnist
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from experiments.training import Recipe
 from scratch.models.two_layer import TwoLayerNet
 from torch_ref.models.two_layer import TwoLayerNet as TorchTwoLayerNet

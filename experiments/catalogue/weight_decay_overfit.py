@@ -21,7 +21,7 @@ from experiments.catalogue._data import mnist
 from experiments.catalogue._overfit import accuracy_rows, decay_groups, headline, plot_accuracy, table
 from experiments.compare import to_torch
 from experiments.lockstep import Streams
-from experiments.results import fmt
+from experiments.writing import fmt
 from experiments.training import Recipe, param_difference, torch_dtype
 from scratch.models.multilayer import MultiLayerNet
 from scratch.optim import SGD
@@ -114,8 +114,8 @@ def run(ctx):
                    f"difference after {r.steps} steps", vs_scratch)
         ctx.parity(f"{name}: book's L2-in-the-loss, scratch vs torch twin, largest parameter difference",
                    book_twins)
-        ctx.extra["book_form_param_diff"] = {"scratch_vs_optimizer": vs_scratch, "torch_vs_optimizer": vs_torch,
-                                             "scratch_vs_torch": book_twins}
+        ctx.keep(book_form_param_diff={"scratch_vs_optimizer": vs_scratch, "torch_vs_optimizer": vs_torch,
+                                       "scratch_vs_torch": book_twins})
         book_text = (
             f"\n\nThe book's form, trained separately in both twins from the same weights on the same batches "
             f"(`MultiLayerNet(weight_decay_lambda={lam:g}).loss` and its backward, plain SGD), ends "

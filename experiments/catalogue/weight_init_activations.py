@@ -19,7 +19,7 @@ import torch
 
 from experiments.catalogue import experiment
 from experiments.compare import TOLERANCE, compare_arrays, to_torch
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 from experiments.shadow import error_ratio
 from scratch.models.multilayer import MultiLayerNet
 from torch_ref.models.multilayer import MultiLayerNet as TorchMultiLayerNet
@@ -171,7 +171,7 @@ def run(ctx):
 
     sat = {a: saturated(acts["sigmoid", a][0][-1], "sigmoid") for a in INITS}
     spread = {(act, a): float(np.std(acts[act, a][0][-1])) for act in ACTIVATIONS for a in INITS}
-    ctx.extra["last_layer_std"] = {f"{act}/{a}": v for (act, a), v in spread.items()}
+    ctx.keep(last_layer_std={f"{act}/{a}": v for (act, a), v in spread.items()})
     ctx.headline(f"sigmoid, last layer: std=1 {sat['std=1']:.0%} saturated; std 0.01 spread "
                  f"{spread['sigmoid', 'std=0.01']:.3f}, Xavier {spread['sigmoid', 'Xavier']:.3f}; twins' "
                  f"histograms {'identical' if hist_diff == 0 else f'{hist_diff} counts apart'}")

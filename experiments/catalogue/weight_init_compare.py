@@ -9,7 +9,7 @@ do the gradients); He learns fastest, Xavier a little behind.
 from experiments.catalogue import experiment
 from experiments.catalogue._ch6 import final_value, loss_curves, mean_history, mlp_recipe
 from experiments.catalogue._data import mnist
-from experiments.results import markdown_table
+from experiments.writing import markdown_table
 
 INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
 
@@ -50,7 +50,7 @@ def run(ctx):
                               f"{cfg['iterations']} iterations, {ctx.mode}", ylim=(0, 2.5))
     plot = ctx.savefig(fig, "weight_init_compare", "smoothed training loss per initial scale (the "
                                                                  "book's figure 6-15), scratch solid, torch dashed")
-    ctx.extra[f"final_loss_{ctx.mode}"] = last
+    ctx.keep(**{f"final_loss_{ctx.mode}": last})
     ctx.headline(", ".join(f"{k} {v:.3f}" for k, v in last.items())
                  + f": training loss after {cfg['iterations']} iterations (book: std 0.01 stays at ~2.30)")
     runs = "the book's 2,000 iterations" if cfg["iterations"] >= 2000 else (
