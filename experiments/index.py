@@ -94,8 +94,10 @@ def parity_cells(summary: Summary) -> dict:
         models = f", the least accurate of {len(verdicts)} models" if len(verdicts) > 1 else ""
         word = {"as accurate": HOLDS, "more accurate": HOLDS, "less accurate": DIFFERS}.get(
             worst["verdict"], worst["verdict"])
+        # A report written before the interval existed says so rather than read as if its median were settled.
+        interval = interval_text(worst) or " (median alone: the report predates its interval)"
         return {"lockstep parity": f"float32 vs float64 shadow: median error ratio scratch / torch "
-                                   f"{fmt(worst['median_ratio'])}{interval_text(worst)}{models}",
+                                   f"{fmt(worst['median_ratio'])}{interval}{models}",
                 "tolerance": f"{AS_ACCURATE[0]:g} to {AS_ACCURATE[1]:g}",
                 "parity verdict": word if word == worst["verdict"] else f"{word} ({claim(worst['verdict'])})"}
     value = summary.worst_loss_rel_diff
