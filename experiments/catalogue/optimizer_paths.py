@@ -12,7 +12,9 @@ three times:
 scratch against torch is the parity check (an optimizer's tolerance: 1e-12
 relative in float64, 1e-5 in float32); book against torch shows where the two
 formulations part. A fifth optimizer the book defines but does not plot here,
-Nesterov, is added because its two forms really differ.
+Nesterov, is added because its two forms really differ (the book repository's
+until its January 2021 fix, ``scratch.optim.book.Nesterov``, and PyTorch's, which
+the repository's fixed form equals).
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -163,6 +165,7 @@ def run(ctx):
         "- **Adam**: the book folds the bias corrections into the rate and adds eps before them, i.e. PyTorch's "
         "rule with a step-dependent eps_t = 1e-7 / sqrt(1 - beta2^t) against PyTorch's 1e-8: a difference of the "
         "order of eps / sqrt(v), small on this function.\n"
-        "- **Nesterov**: the book's update uses the velocity *after* this step's update (param += m^2 v - (1 + m) "
-        "lr g with the new v), PyTorch's (`SGD(nesterov=True)`) the one before it: different trajectories, "
-        "which is why it is plotted here although the book's figure leaves it out.\n"))
+        "- **Nesterov**: the book repository's update until its January 2021 fix uses the velocity *after* this "
+        "step's update (param += m^2 v - (1 + m) lr g with the new v), PyTorch's (`SGD(nesterov=True)`) the one "
+        "before it: different trajectories, which is why it is plotted here although the book's figure leaves it "
+        "out. The repository's fixed form steps the parameter first and is PyTorch's rule exactly.\n"))

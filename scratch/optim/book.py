@@ -94,7 +94,7 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Optimizer):
-    """The book's Nesterov accelerated gradient, line for line::
+    """The book's Nesterov accelerated gradient as its repository had it until January 2021, line for line::
 
         v *= momentum
         v -= lr * grad
@@ -107,6 +107,10 @@ class Nesterov(Optimizer):
     the velocity *after* it, so its step is
         param += m^3 v_old - (1 + m + m^2) lr grad,
     a larger step on the current gradient and a smaller one along the velocity.
+    The repository's "Fix Nesterov update function" (January 2021) moved the
+    parameter step before the velocity update; that form is PyTorch's rule
+    exactly (``torch.optim.SGD(nesterov=True)``, or ``scratch.optim.SGD``), so
+    this class keeps the earlier one, the form that differs.
     Defaults: lr=0.01, momentum=0.9.
     """
 
