@@ -137,7 +137,8 @@ def test_a_summary_written_before_intervals_still_reads():
     old = Summary("demo", models=[{"float32_vs_shadow": {"steps": 120, "median_ratio": 1.6, "p90_ratio": 4.0,
                                                          "verdict": "as accurate"}}])
     assert parity_cells(old) == {
-        "lockstep parity": "float32 vs float64 shadow: median error ratio scratch / torch 1.6",
+        "lockstep parity": "float32 vs float64 shadow: median error ratio scratch / torch 1.6 (median alone: the "
+                           "report predates its interval)",
         "tolerance": "0.5 to 2", "parity verdict": "holds (scratch as accurate as torch)"}
     new = Summary("demo", models=[{"float32_vs_shadow": dict(old.models[0]["float32_vs_shadow"], ci_low=1.1,
                                                              ci_high=2.4, verdict="inconclusive")}])
