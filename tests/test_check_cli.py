@@ -124,6 +124,29 @@ class TanhLayer:  # a learner's slip: the derivative without its square
     assert records["TanhLayer"]["ok"] is False and records["TanhLayer"]["verdict"].startswith("mismatch")
 
 
+def test_an_error_on_one_configuration_does_not_hide_a_mismatch_on_another(tmp_path, capsys):
+    path = tmp_path / "affine2d.py"
+    path.write_text("""
+class Affine:  # takes 2-D input only, and leaves dW as a list
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W + self.b
+
+    def backward(self, dout):
+        self.dW = (self.x.T @ dout).tolist()
+        self.db = dout.sum(axis=0)
+        return dout @ self.W.T
+""")
+    code, records = run_json(capsys, path)
+    assert code == 1 and records["Affine"]["ok"] is False
+    verdict = records["Affine"]["verdict"]
+    assert verdict.startswith("error: forward(x) raised ValueError"), verdict
+    assert "; on another configuration: dW is a list, not an ndarray" in verdict
+
+
 def test_a_file_that_fails_to_import_gives_one_line(tmp_path):
     path = tmp_path / "bad.py"
     path.write_text("import numpy as np\nclass Relu(:\n")

@@ -263,6 +263,10 @@ def run_case(name, case, target, dtype, configs: int = 5, seed: int = 0):
     bad = [r for r in results if not r.ok]
     first = next((r for r in bad if r.kind in ("error", "refused", "mismatch")), None)
     verdict = "ok" if first is None else first.verdict
+    also = next((r for r in bad if r.kind == "mismatch"), None)
+    if first is not None and first.kind != "mismatch" and also is not None:
+        # the error is the headline, but the bug another configuration showed must not be lost behind it
+        verdict += "; on another configuration: " + also.verdict.split(": ", 1)[1]
     if first is None and bad:
         texts = OrderedDict()
         for r in bad:
