@@ -53,6 +53,7 @@ CONNECT_TIMEOUT_S = 30  # reaching a scheduler: the TCP connect, TLS and the fir
 MAX_LOSSES = 3  # a unit lost with its worker (not failed) is sent again this many times
 WAIT_WORKERS_S = 120  # waiting for a worker to join (at the start, and after the last one was lost)
 PROGRESS_EVERY_S = 10  # a line every this many seconds while waiting
+PRELOAD = "experiments.worker"  # the module a worker imports as it starts (dask worker --preload)
 
 
 def unit_seed_sequence(seed: int, key) -> np.random.SeedSequence:
@@ -169,6 +170,15 @@ def undo_malloc_trim() -> None:
 ALIGNMENT = 64
 
 
+def aligned_empty(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` starting on a 64-byte boundary (``align``'s reason)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def align(obj):
     """``obj`` with every array on a 64-byte boundary: arrays are copied, dataclasses (``Data``) updated in place.
 
@@ -182,9 +192,7 @@ def align(obj):
     if isinstance(obj, np.ndarray):
         if obj.ctypes.data % ALIGNMENT == 0 or obj.size == 0:
             return obj
-        raw = np.empty(obj.nbytes + ALIGNMENT, dtype=np.uint8)
-        start = -raw.ctypes.data % ALIGNMENT
-        out = raw[start:start + obj.nbytes].view(obj.dtype).reshape(obj.shape)
+        out = aligned_empty(obj.shape, obj.dtype)
         out[...] = obj
         return out
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -459,9 +467,10 @@ def engine(workers: int = 1, scheduler: Optional[str] = None, tls_ca_file=None, 
         if scheduler is None:
             # 127.0.0.1 only: a scheduler runs whatever its clients send, so nothing outside this
             # machine may reach it. memory_limit=0: no pausing or spilling of a worker holding MNIST.
+            # The preload: each worker imports what units need while it starts (experiments.worker).
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address="127.0.0.1:0" if dashboard else None,
-                                   memory_limit=0, silence_logs=logging.ERROR)
+                                   memory_limit=0, silence_logs=logging.ERROR, preload=[PRELOAD])
             client = Client(cluster)
             description = f"local cluster, {workers} workers"
         else:

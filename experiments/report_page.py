@@ -115,8 +115,9 @@ first step above the tolerance, the twins agree to round-off."""
 
 
 def units_text(summary) -> str:
-    """"serial (this process): 6 units", "local cluster, 2 workers: 6 units in 2 processes", or the engine
-    alone for a summary written before units were counted."""
+    """"serial (this process): 6 units", "local cluster, 2 workers: 6 units in 2 worker processes, busy 91%
+    of the time" (the units' seconds over the worker processes' share of the maps' wall time), or the
+    engine alone for a summary written before units were counted."""
     engine = summary.engine
     units = summary.units
     if not units:
@@ -127,6 +128,8 @@ def units_text(summary) -> str:
         text += f" in {len(where)} worker process{'es' if len(where) != 1 else ''}"
     if units.get("failed"):
         text += f", {units['failed']} failed"
+    if where and units.get("busy") is not None:
+        text += f", busy {units['busy']:.0%} of the time"
     return text
 
 

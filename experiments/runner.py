@@ -101,6 +101,8 @@ class Report:
         self._headlines = {}  # mode -> the last headline that pass gave
         self._extra = {}
         self._placements = {}  # where units ran ("this process", "HOST pid N") -> how many
+        self._unit_seconds = 0.0  # the units' own wall time, each measured where it ran
+        self._map_seconds = 0.0  # the wall time of the maps that ran them, from sending to the last result
 
     # -- recording --------------------------------------------------------------------
     def log(self, impl, mode, seed, step, epoch, metric, value) -> None:
@@ -127,8 +129,12 @@ class Report:
     def add_failure(self, failure) -> None:
         self._failures.append(failure)
 
-    def place(self, where: str) -> None:
+    def place(self, where: str, seconds: float = 0.0) -> None:
         self._placements[where] = self._placements.get(where, 0) + 1
+        self._unit_seconds += seconds
+
+    def mapped(self, seconds: float) -> None:
+        self._map_seconds += seconds
 
     # -- reading ----------------------------------------------------------------------
     @property
@@ -161,9 +167,15 @@ class Report:
         return self._headlines.get("lockstep") or self._headlines.get("independent", "")
 
     def units_summary(self, engine) -> dict:
-        """summary.json's ``units``: how many units of work ran, how many failed, on what and where."""
+        """summary.json's ``units``: how many units of work ran, how many failed, on what and where, and how
+        busy the places that ran them were (``busy``: the units' seconds / (places x the maps' seconds),
+        1.0 when no time was lost between and around units; docs/paths.md, "Dask's scaling")."""
+        places = len(self._placements)
+        busy = self._unit_seconds / (places * self._map_seconds) if places and self._map_seconds > 0 else None
         return {"ran": sum(self._placements.values()), "failed": len(self._failures),
-                "engine": engine.description, "where": dict(sorted(self._placements.items()))}
+                "engine": engine.description, "where": dict(sorted(self._placements.items())),
+                "unit_seconds": round(self._unit_seconds, 3), "map_seconds": round(self._map_seconds, 3),
+                "busy": None if busy is None else round(busy, 3)}
 
     def write_csv(self, path) -> None:
         self._recorder.write_csv(path)
@@ -264,8 +276,10 @@ class Context:
         return [o for o in outcomes if not isinstance(o, UnitFailure)]
 
     def _run_units(self, fn, items, keys, shared, label="training") -> list:
+        start = time.perf_counter()
         outcomes = self.engine.map(placed_unit, [(fn, item) for item in items], keys, shared, self.threads,
                                    label=f"{self.name} {label}")
+        self.report.mapped(time.perf_counter() - start)
         here = process_name()
         values = []
         for o in outcomes:
@@ -274,8 +288,8 @@ class Context:
                 self.report.add_failure(o)
                 values.append(o)
                 continue
-            where, value = o
-            self.report.place("this process" if where == here else where)
+            where, seconds, value = o
+            self.report.place("this process" if where == here else where, seconds)
             values.append(value)
         return values
 
@@ -341,10 +355,14 @@ def process_name() -> str:
 
 
 def placed_unit(job, *shared):
-    """Run ``fn(item, *shared)`` for ``job = (fn, item)``; ``(process_name(), value)``: where it ran, and what."""
+    """Run ``fn(item, *shared)`` for ``job = (fn, item)``; ``(process_name(), seconds, value)``: where it ran,
+    for how long (decoding its data included), and what."""
     fn, item = job
-    # Packed data (train_each on workers) is decoded once per worker and map, then aligned as align() says.
-    return process_name(), fn(item, *(align(unpack(s)) if isinstance(s, Packed) else s for s in shared))
+    start = time.perf_counter()
+    # Packed data (train_each on workers): decoded once per worker and map (the decoded arrays already on
+    # 64-byte boundaries, and kept for later maps), its other arrays aligned as align() says.
+    value = fn(item, *(align(unpack(s)) if isinstance(s, Packed) else s for s in shared))
+    return process_name(), time.perf_counter() - start, value
 
 
 # -- running ------------------------------------------------------------------------
@@ -672,6 +690,11 @@ def _main_run(args) -> int:
 
 
 def _run_plan(plan, args, device, engine) -> int:
+    # torch.optim imports torch._dynamo (1.4 s here) when it builds its first optimizer. Imported here, before
+    # the first experiment: its time is not the first report's, and a Ctrl-C cannot cut it in half (a half-done
+    # import of it made the interpreter die of the signal, exit -2, after the clean message and exit 130).
+    import torch._dynamo  # noqa: F401
+
     failed = []
     for exp, own in plan:
         t0 = time.perf_counter()

@@ -6,6 +6,7 @@ Every socket here is on 127.0.0.1 (marker ``loopback``); every process the tests
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -58,7 +59,8 @@ def dask_cluster(folder: Path, workers: int, options=()):
         for _ in range(workers):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "dask", "worker", "--scheduler-file", str(scheduler_file), "--host",
-                 "127.0.0.1", "--nthreads", "1", "--no-dashboard", "--memory-limit", "0", *options], **common))
+                 "127.0.0.1", "--nthreads", "1", "--no-dashboard", "--memory-limit", "0",
+                 "--preload", "experiments.worker", *options], **common))
         address = json.loads(scheduler_file.read_text())["address"]
         assert address.startswith(("tcp://127.0.0.1:", "tls://127.0.0.1:"))
         yield address
@@ -243,8 +245,28 @@ def test_variants_are_units_and_a_local_cluster_writes_the_same_report(tmp_path)
     serial, dask = (tmp_path / kind / "dropout_overfit" for kind in ("serial", "dask"))
     assert (serial / "metrics.csv").read_bytes() == (dask / "metrics.csv").read_bytes()
     units = [Summary.read(f).units for f in (serial, dask)]
-    assert units[0] == {"ran": 2, "failed": 0, "engine": "serial (this process)", "where": {"this process": 2}}
+    assert {k: units[0][k] for k in ("ran", "failed", "engine", "where")} == {
+        "ran": 2, "failed": 0, "engine": "serial (this process)", "where": {"this process": 2}}
     assert units[1]["ran"] == 2 and units[1]["engine"] == "local cluster, 2 workers"
     assert "this process" not in units[1]["where"] and sum(units[1]["where"].values()) == 2
+    for u in units:  # each unit's time is measured inside its map's, so no place is busy more than all the time
+        assert 0 < u["unit_seconds"] and 0 < u["busy"] <= 1
+        assert u["busy"] == pytest.approx(u["unit_seconds"] / (len(u["where"]) * u["map_seconds"]), abs=0.01)
     assert "| serial (this process): 2 units |" in (serial / "report.md").read_text()
-    assert "local cluster, 2 workers: 2 units in " in (dask / "report.md").read_text()
+    assert re.search(r"local cluster, 2 workers: 2 units in \d worker process(es)?, busy \d+% of the time",
+                     (dask / "report.md").read_text())
+
+
+def test_local_workers_import_what_units_need_before_they_join():
+    """The preload (experiments.worker): torch, its dynamo, the trainers and every catalogue entry are imported
+    by the time the local cluster is up, so no unit pays for them."""
+    from experiments.distributed import engine
+
+    def imported():
+        return [m for m in ("experiments.worker", "torch._dynamo", "experiments.lockstep",
+                            "experiments.catalogue.two_layer_mnist") if m in sys.modules]
+
+    with engine(2, dashboard=False) as eng:
+        for modules in eng.client.run(imported).values():
+            assert modules == ["experiments.worker", "torch._dynamo", "experiments.lockstep",
+                               "experiments.catalogue.two_layer_mnist"]

@@ -2,6 +2,7 @@
 import pickle
 
 import numpy as np
+import pytest
 
 from experiments.packing import Codes, Packed, pack, unpack
 from experiments.training import Data
@@ -38,3 +39,25 @@ def test_anything_else_travels_as_it_is():
         assert packed.fields["x_train"] is other
         assert unpack(packed).x_train is other
     assert pack((1, 2)) == (1, 2)
+
+
+def test_decoded_arrays_are_aligned_read_only_and_kept_for_the_next_map():
+    """A worker decodes each distinct array once: a later map sending the same codes (another experiment on the
+    same MNIST) gets the same array; a unit writing into it fails instead of changing the next map's data."""
+    from experiments.distributed import ALIGNMENT
+    from experiments.packing import DECODED_KEPT
+
+    x = pixels(64, seed=1) / 255.0
+    first = unpack(pickle.loads(pickle.dumps(pack(Data(x, np.zeros(64))))))
+    again = unpack(pickle.loads(pickle.dumps(pack(Data(x.copy(), np.zeros(64))))))
+    assert again.x_train is first.x_train  # a new map, the same bits: kept
+    assert first.x_train.ctypes.data % ALIGNMENT == 0
+    with pytest.raises(ValueError, match="read-only"):
+        first.x_train[0, 0] = 1.0
+    other = x.copy()
+    other[0, 0] = 1 / 255 if x[0, 0] != 1 / 255 else 2 / 255  # one pixel differs: decoded afresh
+    changed = unpack(pickle.loads(pickle.dumps(pack(Data(other, np.zeros(64))))))
+    assert changed.x_train is not first.x_train and changed.x_train.tobytes() == other.tobytes()
+    for seed in range(2, 2 + DECODED_KEPT):  # only the most recent few are kept
+        unpack(pack(Data(pixels(8, seed) / 255.0, np.zeros(8))))
+    assert unpack(pack(Data(x, np.zeros(64)))).x_train is not first.x_train

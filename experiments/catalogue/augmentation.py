@@ -25,7 +25,6 @@ from torch import nn
 
 import scratch.nn as snn
 import scratch.transforms as st
-import torch_ref.transforms as tt
 from experiments.catalogue import experiment
 from experiments.compare import TOLERANCE, layer_tolerance
 from experiments.catalogue._data import mnist
@@ -101,6 +100,14 @@ class TorchAugmented(nn.Module):
                      variants=["none", "rotation", "shift", "rotation+shift"]),
     },
 )
+def torch_transforms():
+    """``torch_ref.transforms``, imported when first needed: it imports torchvision, whose package imports
+    its models and torch._dynamo (1.7 s here), and every command that lists the catalogue would pay it."""
+    import torch_ref.transforms
+
+    return torch_ref.transforms
+
+
 def run(ctx):
     cfg = ctx.config
     data = mnist(ctx, flatten=False)
@@ -112,7 +119,7 @@ def run(ctx):
             scratch_model=lambda dtype, rand, kind=kind: Augmented(
                 transforms(kind, st, rand.augment), MLP(sizes, "relu", dtype=dtype, generator=rand.init)),
             torch_model=lambda dtype, rand, kind=kind: TorchAugmented(
-                transforms(kind, tt, rand.augment), TorchMLP(sizes, "relu", dtype=dtype)),
+                transforms(kind, torch_transforms(), rand.augment), TorchMLP(sizes, "relu", dtype=dtype)),
             optimizer="Adam", optimizer_kwargs=dict(lr=0.001), loss="CrossEntropyLoss",
             batch_size=cfg["batch_size"], epochs=cfg["epochs"], param_every=50, tag=kind,
             label=f"augmentation: {kind}"))
@@ -172,7 +179,7 @@ def _sample_figure(ctx, data):
     worst = 0.0
     for kind in kinds:
         a = transforms(kind, st, ctx.streams.rng("augment"))(x)
-        b = transforms(kind, tt, ctx.streams.rng("augment"))(torch.from_numpy(x)).numpy()
+        b = transforms(kind, torch_transforms(), ctx.streams.rng("augment"))(torch.from_numpy(x)).numpy()
         worst = max(worst, float(np.abs(a - b).max()))
         rows += [(f"{kind}\nscratch", a), (f"{kind}\ntorch", b)]
     for (label, imgs), ax_row in zip(rows, axes):

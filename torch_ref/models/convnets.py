@@ -11,7 +11,6 @@ import math
 from collections import OrderedDict
 
 import torch
-import torchvision
 from torch import nn
 
 from torch_ref.models import share_correct
@@ -154,5 +153,7 @@ def filter_grid(weight, nrow: int = 8, padding: int = 2, normalize: bool = True,
     w = torch.as_tensor(w).detach()
     if w.ndim != 4:
         raise ValueError(f"filter_grid: expected a Conv2d or a weight (O, C, KH, KW), got shape {tuple(w.shape)}")
-    return torchvision.utils.make_grid(w, nrow=nrow, padding=padding, normalize=normalize, value_range=value_range,
-                                       scale_each=scale_each, pad_value=pad_value)
+    from torchvision.utils import make_grid  # here: torchvision's package import costs 1.7 s (its models, dynamo)
+
+    return make_grid(w, nrow=nrow, padding=padding, normalize=normalize, value_range=value_range,
+                     scale_each=scale_each, pad_value=pad_value)
