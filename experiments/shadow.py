@@ -28,6 +28,11 @@ for a while), so steps are resampled in blocks, of the length Politis and White'
 rule picks from the series itself (``block_length``). The verdict is the region
 of [0, 0.5), [0.5, 2], (2, inf) that holds the whole interval, and "inconclusive"
 when the interval straddles 0.5 or 2, with about how many steps would settle it.
+
+``experiments gradcheck``'s float32 table reads its per-layer median ratios the
+same way, with the same functions; its ratios come from independent random
+configurations, not from a series, so its interval resamples configurations
+(``median_interval(..., clusters=...)``, a cluster bootstrap).
 """
 import math
 
@@ -127,37 +132,78 @@ def block_length(x) -> int:
 
 
 def median_interval(values, block=None, resamples: int = RESAMPLES, confidence: float = CONFIDENCE,
-                    seed: int = BOOTSTRAP_SEED):
+                    seed: int = BOOTSTRAP_SEED, clusters=None):
     """A ``confidence`` interval of the median of the series ``values``: ``(low, high, block)``.
 
     Circular block bootstrap: each resample joins ``ceil(n / block)`` blocks of ``block`` consecutive
     values (wrapping round the end), their starts drawn uniformly, cut to n values; the interval is the
     percentile interval of the ``resamples`` resamples' medians. ``block`` defaults to
     ``block_length`` of the series' indicator ``values <= median``, whose correlation is what the
-    median's spread depends on. ``seed``: fixed, so the interval of a series is reproducible.
+    median's spread depends on; ``block=1`` is the ordinary bootstrap of independent values.
+    ``seed``: fixed, so the interval of a series is reproducible.
+
+    ``clusters`` (one label per value; ``block`` must then be None): a cluster bootstrap for values
+    drawn in independent groups whose members may be correlated (gradcheck's tensors of one random
+    configuration). Each resample draws as many groups as there are, uniformly with replacement, and
+    takes the median of all their values; ``block`` comes back None. With every value its own
+    group, it is the ``block=1`` bootstrap, resample for resample.
     """
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1 or not v.size:
         raise ValueError(f"median_interval: expected a non-empty 1-D series, got shape {v.shape}")
     if not 0 < confidence < 1:
         raise ValueError(f"median_interval: confidence must be in (0, 1), got {confidence!r}")
-    n = len(v)
-    if block is None:
-        block = block_length((v <= np.median(v)).astype(np.float64))
-    block = int(min(max(block, 1), n))
     rng = np.random.default_rng(seed)
-    blocks = -(-n // block)
-    medians = np.empty(resamples)
-    chunk = max(1, 2_000_000 // (blocks * block))  # resamples per pass: bounds the index array's memory
-    offsets = np.arange(block)
-    for i in range(0, resamples, chunk):
-        k = min(chunk, resamples - i)
-        starts = rng.integers(0, n, size=(k, blocks))
-        idx = ((starts[:, :, None] + offsets) % n).reshape(k, -1)[:, :n]
-        medians[i:i + k] = np.median(v[idx], axis=1)
+    if clusters is not None:
+        if block is not None:
+            raise ValueError("median_interval: give block or clusters, not both")
+        medians = _cluster_medians(v, clusters, resamples, rng)
+    else:
+        n = len(v)
+        if block is None:
+            block = block_length((v <= np.median(v)).astype(np.float64))
+        block = int(min(max(block, 1), n))
+        blocks = -(-n // block)
+        medians = np.empty(resamples)
+        chunk = max(1, 2_000_000 // (blocks * block))  # resamples per pass: bounds the index array's memory
+        offsets = np.arange(block)
+        for i in range(0, resamples, chunk):
+            k = min(chunk, resamples - i)
+            starts = rng.integers(0, n, size=(k, blocks))
+            idx = ((starts[:, :, None] + offsets) % n).reshape(k, -1)[:, :n]
+            medians[i:i + k] = np.median(v[idx], axis=1)
     tail = (1 - confidence) / 2
     low, high = np.quantile(medians, [tail, 1 - tail])
     return float(low), float(high), block
+
+
+def _cluster_medians(v: np.ndarray, clusters, resamples: int, rng) -> np.ndarray:
+    """The medians of ``resamples`` cluster-bootstrap resamples of ``v`` (``median_interval``).
+
+    Groups differ in size (a Linear without bias has fewer tensors), so resamples do too; rather than
+    join each one, every resample weighs the sorted values by how often their group was drawn and
+    reads the middle one or two, the same numbers ``np.median`` of the joined values gives.
+    """
+    labels = np.asarray(clusters)
+    if labels.shape != v.shape:
+        raise ValueError(f"median_interval: clusters must give one label per value, got shape {labels.shape} "
+                         f"for {v.shape}")
+    group = np.unique(labels, return_inverse=True)[1].reshape(-1)
+    g = int(group.max()) + 1
+    order = np.argsort(v, kind="stable")
+    values, group = v[order], group[order]
+    medians = np.empty(resamples)
+    chunk = max(1, 2_000_000 // (g + len(v)))  # resamples per pass: bounds the weights' memory
+    for i in range(0, resamples, chunk):
+        k = min(chunk, resamples - i)
+        draws = rng.integers(0, g, size=(k, g))
+        counts = np.bincount((draws + g * np.arange(k)[:, None]).reshape(-1), minlength=k * g).reshape(k, g)
+        seen = np.cumsum(counts[:, group], axis=1)  # values up to each sorted position, in each resample
+        total = seen[:, -1:]
+        lower = np.argmax(seen > (total - 1) // 2, axis=1)  # where the middle one(s) of each resample sit
+        upper = np.argmax(seen > total // 2, axis=1)
+        medians[i:i + k] = (values[lower] + values[upper]) / 2
+    return medians
 
 
 def steps_to_settle(median: float, low: float, high: float, steps: int):
@@ -166,6 +212,7 @@ def steps_to_settle(median: float, low: float, high: float, steps: int):
     On the log scale the interval's half-width shrinks as 1/sqrt(steps) when the series goes on alike
     (the block bootstrap's scaling): the side that crosses boundary ``c`` must shrink to the distance
     from the median to ``c``. None when the median sits on a boundary (no number of steps settles it).
+    ``steps`` may count independent draws instead (gradcheck's configurations): the same 1/sqrt scaling.
     """
     need = steps
     for c in AS_ACCURATE:
@@ -175,6 +222,14 @@ def steps_to_settle(median: float, low: float, high: float, steps: int):
             side = high if median < c else low
             need = max(need, steps * (math.log(side / median) / math.log(c / median)) ** 2)
     return int(math.ceil(need))
+
+
+def settle_text(settle, unit: str = "steps") -> str:
+    """What an inconclusive verdict says about settling it: ``settle`` from ``steps_to_settle`` (None: the
+    median sits on a boundary), ``unit`` what it counts ("steps", "configurations")."""
+    if settle is None:
+        return "the median sits on the boundary"
+    return f"about {settle} {unit} would settle it"
 
 
 def error_ratio_verdict(err_scratch, err_torch, resolution: float = FLOAT32_RESOLUTION) -> dict:
@@ -214,8 +269,7 @@ def error_ratio_verdict(err_scratch, err_torch, resolution: float = FLOAT32_RESO
         crossed = " and ".join(f"{c:g}" for c in (lo, hi) if low <= c <= high)
         text = (f"inconclusive whether scratch's float32 is as accurate as PyTorch's: the interval straddles "
                 f"{crossed} ({figures}); "
-                + (f"about {settle} steps would settle it, if the ratio's median and spread hold"
-                   if settle else "the median sits on the boundary"))
+                + settle_text(settle, "steps") + (", if the ratio's median and spread hold" if settle else ""))
     else:
         text = f"scratch's float32 is {comparison(word)} PyTorch's ({figures})"
     return dict(result, median_ratio=median, p90_ratio=p90, ci_low=low, ci_high=high, block=block,
