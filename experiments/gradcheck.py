@@ -16,7 +16,8 @@ import numpy as np
 
 from experiments import layer_cases
 from experiments.compare import TOLERANCE, layer_tolerance
-from experiments.shadow import FLOAT32_RESOLUTION, error_ratio, verdict
+from experiments.shadow import (AS_ACCURATE, CONFIDENCE, FLOAT32_RESOLUTION, INCONCLUSIVE, RESAMPLES,
+                                error_ratio, interval_verdict, median_interval, settle_text, steps_to_settle)
 from experiments.writing import (OutputError, atomic_dir, check_target, environment_markdown, markdown_table,
                                  runs_dir, tolerance_text)
 from experiments.arguments import at_least
@@ -97,8 +98,18 @@ def float32_error_ratio(record) -> float:
 
 
 def float32_rows(rows) -> list:
-    """Per layer and float32 check: each twin against torch float64, the median ratio and its verdict
-    (experiments.shadow's rule: within [0.5, 2] "as accurate"), keyed in the order of the report's table."""
+    """Per layer and float32 check: each twin against torch float64, the median ratio, its ``CONFIDENCE``
+    interval and the verdict it supports (experiments.shadow's rule: the interval within [0.5, 2] "as
+    accurate", straddling 0.5 or 2 "inconclusive"), keyed in the order of the report's table.
+
+    The interval is ``shadow.median_interval``'s cluster bootstrap over configurations: a configuration's
+    tensors share its shapes, options and input values, and their log ratios are correlated (in the
+    committed reports/gradcheck, BatchNorm1d's configuration means vary about 4x as much as independent
+    tensors' would), while configurations are independent draws; resampling tensors one by one would
+    make the interval too narrow. ``configs_to_settle``: for an inconclusive row, about how many
+    configurations would settle it (``shadow.steps_to_settle``, None otherwise). One configuration has
+    no interval (NaN) and reads inconclusive.
+    """
     groups = {}
     for r in rows:
         if not np.isnan(r.get("ratio_vs_float64", float("nan"))):
@@ -106,12 +117,56 @@ def float32_rows(rows) -> list:
     out = []
     for (layer, check), group in groups.items():
         ratios = np.array([r["ratio_vs_float64"] for r in group])
+        configs = [r["config"] for r in group]
         median = float(np.median(ratios))
-        out.append(dict(layer=layer, check=check, tensors=len(group),
+        n = len(set(configs))
+        if n > 1:
+            low, high, _ = median_interval(ratios, clusters=configs)
+            word = interval_verdict(low, high)
+        else:  # resampling one configuration gives it back: no interval, and no verdict without one
+            low, high, word = float("nan"), float("nan"), INCONCLUSIVE
+        out.append(dict(layer=layer, check=check, configs=n, tensors=len(group),
                         scratch_vs_float64=max(r["float64_error"] for r in group),
                         torch_vs_float64=max(r["torch_float64_error"] for r in group),
-                        median_ratio=median, worst_ratio=float(ratios.max()), verdict=verdict(median)))
+                        median_ratio=median, ci_low=low, ci_high=high, worst_ratio=float(ratios.max()),
+                        verdict=word,
+                        configs_to_settle=steps_to_settle(median, low, high, n) if word == INCONCLUSIVE and n > 1
+                        else None))
     return out
+
+
+def verdict_text(row) -> str:
+    """A float32 row's verdict, an inconclusive one with how many configurations would settle it."""
+    if row["verdict"] != INCONCLUSIVE:
+        return row["verdict"]
+    if row["configs"] < 2:
+        return f"{INCONCLUSIVE}: one configuration has no interval (--configs 2 or more)"
+    return f"{INCONCLUSIVE}: {settle_text(row['configs_to_settle'], 'configurations')}"
+
+
+def interval_cell(row, digits: int = 3) -> str:
+    """A float32 row's interval, "[low, high]", or "none" (one configuration)."""
+    if np.isnan(row["ci_low"]):
+        return "none"
+    return f"[{row['ci_low']:.{digits}g}, {row['ci_high']:.{digits}g}]"
+
+
+def float32_table(f32) -> str:
+    """The float32 rows as the reports show them (gradcheck's report.md, the gradient_check experiment)."""
+    interval = f"{CONFIDENCE:.0%} interval"
+    return markdown_table([dict(r, **{interval: interval_cell(r), "verdict": verdict_text(r)}) for r in f32],
+                          ["layer", "check", "configs", "tensors", "scratch_vs_float64", "torch_vs_float64",
+                           "median_ratio", interval, "worst_ratio", "verdict"])
+
+
+FLOAT32_VERDICT_RULE = (
+    f"The verdict rests on a {CONFIDENCE:.0%} interval of the median ratio: a bootstrap over the "
+    f"configurations ({RESAMPLES} resamples, each drawing as many configurations as were run, with "
+    "replacement, and taking the median of their tensors' ratios; the tensors of one configuration are "
+    f"correlated, the configurations independent). Within [{AS_ACCURATE[0]:g}, {AS_ACCURATE[1]:g}] it reads "
+    f"\"as accurate\", above {AS_ACCURATE[1]:g} \"less accurate\", below {AS_ACCURATE[0]:g} \"more accurate\"; an "
+    f"interval that straddles {AS_ACCURATE[0]:g} or {AS_ACCURATE[1]:g} reads \"inconclusive\", with about how "
+    "many configurations would settle it (docs/design.md, \"Float32 parity\").")
 
 
 def summarise(rows) -> list:
@@ -164,9 +219,9 @@ def write_report(out, rows, summary, args, seconds) -> None:
             text += ["\n## Float32: each twin against the exact answer\n",
                      "Both twins in float32 against torch in float64 on the same float32 inputs and weights: the "
                      "largest absolute error of each (`scratch_vs_float64`, `torch_vs_float64`) and, tensor by "
-                     "tensor, scratch's error / torch's (each at least float32's eps times the tensor's scale). "
-                     "A median ratio within [0.5, 2] reads \"as accurate\" (docs/design.md, \"Float32 parity\").\n",
-                     markdown_table(f32)]
+                     "tensor, scratch's error / torch's (each at least float32's eps times the tensor's scale), "
+                     "their median and worst. " + FLOAT32_VERDICT_RULE + "\n",
+                     float32_table(f32)]
         if failures:
             text += ["\n## Out of tolerance\n", markdown_table(failures[:50], ["layer", "check", "description",
                                                                                  "tensor", "error", "where"])]
@@ -199,10 +254,14 @@ def main(args) -> int:
     print(f"{'layer':20s} {'check':24s} {'configs':>7s} {'worst tensor':16s} {'error':>9s} {'tol':>7s}  result")
     for s in summary:
         f = f32.get((s["layer"], s["check"]))
-        vs64 = "" if f is None else (f"   vs float64, scratch / torch: {f['median_ratio']:.2f} ({f['verdict']})")
+        vs64 = "" if f is None else (f"   vs float64, scratch / torch: {f['median_ratio']:.2f} "
+                                     f"{interval_cell(f)} ({verdict_text(f)})")
         print(f"{s['layer']:20s} {s['check']:24s} {s['configs']:7d} {s['worst_tensor']:16s} "
               f"{s['error']:9.2e} {s['tolerance']:7.0e}  {s['result']}{vs64}")
     write_report(out, rows, summary, args, seconds)
     bad = sum(s["result"] != "ok" for s in summary)
-    print(f"\n{len(summary) - bad}/{len(summary)} checks within tolerance; report written to {out}/report.md")
+    verdicts = [f["verdict"] for f in f32.values()]
+    float32 = "" if not verdicts else ("; float32 against torch float64, scratch / torch: " + ", ".join(
+        f"{verdicts.count(v)} {v}" for v in dict.fromkeys(sorted(verdicts))))
+    print(f"\n{len(summary) - bad}/{len(summary)} checks within tolerance{float32}; report written to {out}/report.md")
     return 1 if bad else 0

@@ -36,15 +36,77 @@ def test_gradcheck_float32_reports_each_twin_against_float64(tmp_path, capsys):
     rows = [line for line in table.splitlines() if line.startswith("| Tanh |")]
     assert len(rows) == 2 and all(line.rstrip().endswith("| as accurate |") for line in rows)  # fast and plain
     assert "torch float64" not in report.split("## Results")[1].split("## Float32")[0]  # float32 checks only
+    assert "| median_ratio | 95% interval | worst_ratio | verdict |" in table
+
+
+def test_float32_rows_of_a_real_run_hold_their_medians_in_their_intervals():
+    rows = gradcheck.float32_rows(gradcheck.run_checks(["Linear", "Tanh", "LogSoftmax"], 4, 0, dtype="float32"))
+    assert len(rows) == 6 and all(r["configs"] == 4 for r in rows)
+    for r in rows:
+        assert r["ci_low"] <= r["median_ratio"] <= r["ci_high"], r
+        assert r["ci_low"] <= r["worst_ratio"] and r["verdict"] != "less accurate", r
+
+
+def _records(ratios_per_config, check="torch float32"):
+    """float32 records of one layer: configuration i's tensors get the ratios ratios_per_config[i]."""
+    return [{"layer": "L", "check": check, "config": i, "ratio_vs_float64": ratio, "float64_error": ratio * 1e-7,
+             "torch_float64_error": 1e-7} for i, ratios in enumerate(ratios_per_config) for ratio in ratios]
 
 
 def test_float32_rows_verdicts_on_constructed_records():
-    def row(ratio):
-        return {"layer": "L", "check": "torch float32", "ratio_vs_float64": ratio, "float64_error": ratio * 1e-7,
-                "torch_float64_error": 1e-7}
-    assert gradcheck.float32_rows([row(1.0), row(1.2)])[0]["verdict"] == "as accurate"
-    assert gradcheck.float32_rows([row(10.0)] * 3)[0]["verdict"] == "less accurate"
-    assert gradcheck.float32_rows([row(0.1)] * 3)[0]["verdict"] == "more accurate"
+    rng = np.random.default_rng(0)
+
+    def spread(center, configs=10):  # 3 tensors a configuration, within a factor 1.3 of center
+        return [center * rng.uniform(1 / 1.3, 1.3, 3) for _ in range(configs)]
+
+    for center, word in ((1.0, "as accurate"), (10.0, "less accurate"), (0.1, "more accurate")):
+        (row,) = gradcheck.float32_rows(_records(spread(center)))
+        assert row["verdict"] == word and row["configs_to_settle"] is None, row
+        assert gradcheck.verdict_text(row) == word and row["configs"] == 10 and row["tensors"] == 30
+        assert row["ci_low"] <= row["median_ratio"] <= row["ci_high"]
+
+
+def test_float32_rows_straddling_2_read_inconclusive_with_the_configurations_that_would_settle_it():
+    # configurations' ratios spread from 1.0 to 3.2 around a median of about 1.8: the median alone reads
+    # "as accurate", its interval straddles 2
+    configs = [[r, r * 1.05] for r in np.geomspace(1.0, 3.2, 10)]
+    (row,) = gradcheck.float32_rows(_records(configs))
+    assert row["median_ratio"] < 2 < row["ci_high"] and row["ci_low"] > 0.5, row
+    assert row["verdict"] == "inconclusive" and row["configs_to_settle"] > 10
+    assert gradcheck.verdict_text(row) == f"inconclusive: about {row['configs_to_settle']} configurations would settle it"
+    # one configuration has no interval, so no verdict
+    (one,) = gradcheck.float32_rows(_records(configs[:1]))
+    assert one["verdict"] == "inconclusive" and np.isnan(one["ci_low"]) and "no interval" in gradcheck.verdict_text(one)
+
+
+def test_more_configurations_settle_an_inconclusive_float32_row():
+    def draw(n, seed):  # a configuration's two tensors share its draw; median ratio 1.5
+        rng = np.random.default_rng(seed)
+        return [1.5 * np.exp(rng.normal(0, 0.5) + rng.normal(0, 0.2, 2)) for _ in range(n)]
+
+    (row,) = gradcheck.float32_rows(_records(draw(10, seed=0)))
+    assert row["verdict"] == "inconclusive" and row["ci_low"] > 0.5, row
+    (more,) = gradcheck.float32_rows(_records(draw(3 * row["configs_to_settle"], seed=100)))  # fresh draws
+    assert more["verdict"] == "as accurate", more
+
+
+def test_float32_rows_take_their_interval_from_shadows_cluster_bootstrap(monkeypatch):
+    from experiments import shadow
+    assert gradcheck.median_interval is shadow.median_interval  # one bootstrap, not a copy
+    calls = []
+
+    def spy(values, **kw):
+        calls.append((list(values), kw))
+        return shadow.median_interval(values, **kw)
+
+    monkeypatch.setattr(gradcheck, "median_interval", spy)
+    records = _records([[1.0, 1.5], [0.9], [1.2, 1.1, 1.0]])
+    (row,) = gradcheck.float32_rows(records)
+    # resampled by configuration (a configuration's tensors are correlated), with shadow's seed: deterministic
+    assert calls == [([1.0, 1.5, 0.9, 1.2, 1.1, 1.0], {"clusters": [0, 0, 1, 2, 2, 2]})]
+    monkeypatch.undo()
+    again = gradcheck.float32_rows(records)[0]
+    assert (row["ci_low"], row["ci_high"]) == (again["ci_low"], again["ci_high"])
 
 
 def _gradient_check_tiny(tmp_path):
