@@ -102,13 +102,13 @@ def float32_rows(rows) -> list:
     interval and the verdict it supports (experiments.shadow's rule: the interval within [0.5, 2] "as
     accurate", straddling 0.5 or 2 "inconclusive"), keyed in the order of the report's table.
 
-    The interval is ``shadow.median_interval``'s cluster bootstrap over configurations: a configuration's
-    tensors share its shapes, options and input values, and their log ratios are correlated (in the
-    committed reports/gradcheck, BatchNorm1d's configuration means vary about 4x as much as independent
-    tensors' would), while configurations are independent draws; resampling tensors one by one would
-    make the interval too narrow. ``configs_to_settle``: for an inconclusive row, about how many
-    configurations would settle it (``shadow.steps_to_settle``, None otherwise). One configuration has
-    no interval (NaN) and reads inconclusive.
+    The interval is ``shadow.median_interval``'s cluster bootstrap over configurations: configurations
+    are independent draws, while a configuration's tensors share its shapes, options and input values
+    and their log ratios can be correlated (in the committed reports/gradcheck the variance of the
+    per-configuration means is up to ~4x what independent tensors would give, BatchNorm1d's); resampling
+    tensors one by one would make the interval too narrow there. ``configs_to_settle``: for an
+    inconclusive row, about how many configurations would settle it (``shadow.steps_to_settle``, None
+    otherwise). One configuration has no interval (NaN) and reads inconclusive.
     """
     groups = {}
     for r in rows:

@@ -73,7 +73,8 @@ def test_float32_rows_straddling_2_read_inconclusive_with_the_configurations_tha
     (row,) = gradcheck.float32_rows(_records(configs))
     assert row["median_ratio"] < 2 < row["ci_high"] and row["ci_low"] > 0.5, row
     assert row["verdict"] == "inconclusive" and row["configs_to_settle"] > 10
-    assert gradcheck.verdict_text(row) == f"inconclusive: about {row['configs_to_settle']} configurations would settle it"
+    settle = row["configs_to_settle"]
+    assert gradcheck.verdict_text(row) == f"inconclusive: about {settle} configurations would settle it"
     # one configuration has no interval, so no verdict
     (one,) = gradcheck.float32_rows(_records(configs[:1]))
     assert one["verdict"] == "inconclusive" and np.isnan(one["ci_low"]) and "no interval" in gradcheck.verdict_text(one)
