@@ -85,6 +85,14 @@ class TorchAugmented(nn.Module):
         return self.net(self.flatten(x))
 
 
+def torch_transforms():
+    """``torch_ref.transforms``, imported when first needed: it imports torchvision, whose package imports
+    its models and torch._dynamo (1.7 s here), and every command that lists the catalogue would pay it."""
+    import torch_ref.transforms
+
+    return torch_ref.transforms
+
+
 @experiment(
     number=18, name="augmentation", chapter="8",
     shows="random rotation (+-15 deg), shift (+-2 px) and both vs none on a few hundred MNIST images "
@@ -100,14 +108,6 @@ class TorchAugmented(nn.Module):
                      variants=["none", "rotation", "shift", "rotation+shift"]),
     },
 )
-def torch_transforms():
-    """``torch_ref.transforms``, imported when first needed: it imports torchvision, whose package imports
-    its models and torch._dynamo (1.7 s here), and every command that lists the catalogue would pay it."""
-    import torch_ref.transforms
-
-    return torch_ref.transforms
-
-
 def run(ctx):
     cfg = ctx.config
     data = mnist(ctx, flatten=False)
