@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 # `make full WORKERS=4` / `make reference WORKERS=4`: the units of work on a local Dask cluster of 4
 # processes (docs/scale-out.md)
 WORKERS ?= 1
-# `make full TWINS=serial`: the lockstep twins one after the other (default auto: side by side where two
+# `make run TWINS=serial`: the lockstep twins one after the other (default auto: side by side where two
 # cores per twin's threads are free; docs/paths.md, "The twins side by side")
 TWINS ?= auto
 STAMP  := $(VENV)/.installed
@@ -34,7 +34,7 @@ data: $(STAMP)
 	$(PY) -m experiments data
 
 run: data
-	$(PY) -m experiments run all --profile quick
+	$(PY) -m experiments run all --profile quick --twins $(TWINS)
 
 full: data
 	$(PY) -m experiments run all --profile full --workers $(WORKERS) --twins $(TWINS)

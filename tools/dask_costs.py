@@ -1,6 +1,6 @@
 """Where a Dask run's time goes besides training (docs/paths.md, "Dask's scaling").
 
-Measures, on this machine: the imports a fresh worker pays before its first unit; the time to send
+Measures, on this machine: the imports a fresh worker pays as it starts (its preload, experiments.worker); the time to send
 the training data to N workers (``Client.scatter(broadcast=True)``, as ``DaskEngine.map`` does), as
 float64 arrays and packed to 8 bits (``experiments.packing``); and the size of what one unit sends back
 (two_layer_mnist's quick recipe, independent mode, both twins, cut to ``--steps`` steps).
@@ -19,8 +19,7 @@ import time
 
 
 def import_seconds() -> float:
-    code = ("import time; t = time.perf_counter(); import experiments.lockstep, experiments.runner, "
-            "experiments.catalogue; experiments.catalogue.all_experiments(); print(time.perf_counter() - t)")
+    code = "import experiments.worker as w; print(w.IMPORT_SECONDS)"  # what a worker's preload imports
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
@@ -41,7 +40,7 @@ def main(argv=None):
     from scratch.models.two_layer import TwoLayerNet
     from torch_ref.models.two_layer import TwoLayerNet as TorchTwoLayerNet
 
-    print(f"imports before a worker's first unit: {min(import_seconds() for _ in range(3)):.2f} s (best of 3)")
+    print(f"a worker's imports as it starts: {min(import_seconds() for _ in range(3)):.2f} s (best of 3)")
 
     class Ctx:
         config = make_config(catalogue.get("two_layer_mnist"), "quick")

@@ -9,15 +9,16 @@
 #   1. the tests marked cuda (tests/test_cuda.py): the lockstep on the GPU, float64 parity, exact float32;
 #   2. simple_convnet --profile quick --dtype float32 --device cuda: the float32 verdict with its interval
 #      and the torch twin's recorded settings;
-#   3. the Dask scaling curve: two_layer_mnist --profile quick --mode independent over $SEEDS seeds on
-#      1 (serially, $SERIAL_SEEDS seeds), 2, 4 and 8 workers -> $OUT/scaling.csv and $OUT/scaling.md;
+#   3. the Dask scaling curve (tools/dask_scaling.py): two_layer_mnist --profile quick --mode independent
+#      over $SEEDS seeds on 1 (serially, $SERIAL_SEEDS seeds), 2, 4 and 8 workers, each beside as many plain
+#      processes at once (the machine's own ceiling) -> $OUT/scaling.md;
 #   4. lockstep wall time of the twins one after the other and side by side, on 2 of the cores (taskset);
 #   5. tools/dask_costs.py: imports, data sent to 8 workers (float64 and packed), a unit's result size.
 # Needs the MNIST cache (.cache/mnist.npz, data/mnist.npz or $DLSCRATCH_DATA) and, where python3 lacks
 # them, wheels of dask, distributed and their dependencies (and torchvision) in .whl/, installed to
 # /tmp/site: tools/device_wheels.sh prepares both.
-# About 7 minutes on 16 cores (1: ~1 min; 2: ~40 s; 3: serial 4 seeds ~65 s, 8 seeds on 2/4/8 workers
-# ~70/40/30 s plus cluster starts; 4: ~2.5 min; 5: ~30 s).
+# About 8 minutes on 16 cores (1: ~1 min; 2: ~40 s; 3: serial 4 seeds ~65 s, 8 seeds on 2/4/8 workers
+# ~70/40/30 s plus cluster starts, and the plain processes ~25 s a point; 4: ~2.5 min; 5: ~30 s).
 set -u
 OUT=${OUT:-$PWD/device_check_out}
 SEEDS=${SEEDS:-8}
@@ -59,36 +60,12 @@ for m in s["models"]:
     print("   ", m["float32_vs_shadow"]["text"])
 EOF
 
-# 3. Dask scaling: experiment time as the runner records it (summary.json wall_time_s) and the whole command
-echo "workers,seeds,profiler,experiment_s,command_s,per_seed_s" > "$OUT/scaling.csv"
-scale() {  # workers seeds
-    local w=$1 n=$2 t0 rc prof=${DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED:-True}
-    local tag=w$w$([ "$prof" = True ] || echo _noprofile)
-    t0=$(date +%s%N)
-    $PY -m experiments run two_layer_mnist --profile quick --mode independent --seeds "$n" --workers "$w" \
-        --out "$OUT/scaling_$tag" > "$OUT/scaling_$tag.txt" 2>&1
-    rc=$?
-    local cmd; cmd=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
-    local exp; exp=$($PY -c "import json; print(round(json.load(open('$OUT/scaling_$tag/two_layer_mnist/summary.json'))['wall_time_s'], 2))" 2>/dev/null || echo nan)
-    echo "$w,$n,$prof,$exp,$cmd,$($PY -c "print(round($exp / $n, 2))" 2>/dev/null || echo nan)" >> "$OUT/scaling.csv"
-    log "3. $w workers, $n seeds, profiler $prof: rc $rc, experiment $exp s, command $cmd s"
-}
-scale 1 "$SERIAL_SEEDS"
-for w in ${WORKERS:-2 4 8}; do scale "$w" "$SEEDS"; done
-# the largest again without Dask's statistical profiler (it samples each worker's task thread every 10 ms)
-W_LAST=$(echo ${WORKERS:-2 4 8} | awk '{print $NF}')
-DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False scale "$W_LAST" "$SEEDS"
-$PY - "$OUT/scaling.csv" <<'EOF' > "$OUT/scaling.md" 2>&1
-import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-serial = float(rows[0]["per_seed_s"])
-print("| workers | seeds | Dask profiler | experiment time (s) | whole command (s) | speed-up | efficiency |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
-for r in rows:
-    w, n, t = int(r["workers"]), int(r["seeds"]), float(r["experiment_s"])
-    speed = serial * n / t
-    print(f"| {w} | {n} | {r['profiler']} | {t:.1f} | {float(r['command_s']):.1f} | {speed:.2f}x | {speed / w:.0%} |")
-EOF
+# 3. Dask scaling, beside N plain processes at once (the machine's own ceiling): tools/dask_scaling.py
+t0=$(date +%s)
+# shellcheck disable=SC2086  # WORKERS is a list
+$PY tools/dask_scaling.py --workers ${WORKERS:-2 4 8} --seeds "$SEEDS" --serial-seeds "$SERIAL_SEEDS" \
+    > "$OUT/scaling.md" 2>&1
+log "3. dask scaling: rc $? in $(( $(date +%s) - t0 )) s"
 cat "$OUT/scaling.md" | tee -a "$OUT/summary.txt"
 
 # 4. the twins one after the other and side by side (lockstep), on two cores of this machine (taskset):
