@@ -16,11 +16,12 @@ The serial baseline: ``--workers 1`` with ``--seeds`` ``--serial-seeds`` (4). Wo
 Markdown table. Needs the MNIST cache (``python -m experiments data``); about 3 minutes at N = 1, 2 on two
 cores, about 6 at N = 1, 2, 4, 8 on sixteen.
 
-    python tools/dask_scaling.py [--workers 2 4 8] [--seeds 8] [--serial-seeds 4]
+    python tools/dask_scaling.py [--workers 2 4 8] [--seeds 8] [--serial-seeds 4] [--repeats 3]
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,28 +65,40 @@ def main(argv=None):
     parser.add_argument("--workers", nargs="+", type=int, default=[2, 4, 8])
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--serial-seeds", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds, each running every point once in turn; the table gives medians")
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = [n for n in args.workers if n <= cores]
+    rows = {n: [] for n in [1] + workers}  # per point, one dict a round
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        serial = run(tmp / "serial", args.serial_seeds)
-        per_seed = serial["wall_time_s"] / args.serial_seeds
-        alone = plain_processes(1, tmp)
-        print(f"{cores} cores; serially {per_seed:.2f} s a seed ({args.serial_seeds} seeds), a unit "
-              f"{unit_mean(serial):.2f} s; one plain process alone: a unit {alone:.2f} s\n")
-        print("| workers | seeds | experiment (s) | speed-up | efficiency | workers busy | unit in workers (s) "
-              "| N plain processes: unit (s) | machine ceiling | command (s) |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        print(f"| 1 (serial) | {args.serial_seeds} | {serial['wall_time_s']:.1f} | 1.00x | 100% | | "
-              f"{unit_mean(serial):.2f} | {alone:.2f} | 100% | {serial['command_s']:.1f} |", flush=True)
-        for n in workers:
-            dask = run(tmp / f"dask{n}", args.seeds, n)
-            speedup = per_seed * args.seeds / dask["wall_time_s"]
-            together = plain_processes(n, tmp)
-            print(f"| {n} | {args.seeds} | {dask['wall_time_s']:.1f} | {speedup:.2f}x | {speedup / n:.0%} | "
-                  f"{dask['units']['busy']:.0%} | {unit_mean(dask):.2f} | {together:.2f} | {alone / together:.0%} | "
-                  f"{dask['command_s']:.1f} |", flush=True)
+        for _ in range(args.repeats):  # interleaved: a slow minute of a shared machine spoils one round, not a point
+            serial = run(tmp / "serial", args.serial_seeds)
+            rows[1].append(dict(experiment=serial["wall_time_s"], per_seed=serial["wall_time_s"] / args.serial_seeds,
+                                unit=unit_mean(serial), plain=plain_processes(1, tmp), busy=float("nan"),
+                                command=serial["command_s"]))
+            for n in workers:
+                dask = run(tmp / f"dask{n}", args.seeds, n)
+                rows[n].append(dict(experiment=dask["wall_time_s"], unit=unit_mean(dask), busy=dask["units"]["busy"],
+                                    plain=plain_processes(n, tmp), command=dask["command_s"]))
+
+    def median(n, key):
+        return statistics.median(r[key] for r in rows[n])
+
+    per_seed, alone = median(1, "per_seed"), median(1, "plain")
+    print(f"{cores} cores; medians of {args.repeats} round(s); serially {per_seed:.2f} s a seed "
+          f"({args.serial_seeds} seeds); one plain process alone: a unit {alone:.2f} s\n")
+    print("| workers | seeds | experiment (s) | speed-up | efficiency | workers busy | unit in workers (s) "
+          "| N plain processes: unit (s) | machine ceiling | command (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| 1 (serial) | {args.serial_seeds} | {median(1, 'experiment'):.1f} | 1.00x | 100% | | "
+          f"{median(1, 'unit'):.2f} | {alone:.2f} | 100% | {median(1, 'command'):.1f} |")
+    for n in workers:
+        speedup = per_seed * args.seeds / median(n, "experiment")
+        print(f"| {n} | {args.seeds} | {median(n, 'experiment'):.1f} | {speedup:.2f}x | {speedup / n:.0%} | "
+              f"{median(n, 'busy'):.0%} | {median(n, 'unit'):.2f} | {median(n, 'plain'):.2f} | "
+              f"{alone / median(n, 'plain'):.0%} | {median(n, 'command'):.1f} |")
 
 
 if __name__ == "__main__":
