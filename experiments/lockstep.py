@@ -174,15 +174,16 @@ def train_unit(unit: TrainUnit, data: Data):
 
     dtype = np.dtype(unit.dtype)
     tol = lockstep_tolerance(dtype)
-    if unit.mode == "lockstep":
-        result = train_lockstep(unit.recipe, data, unit.seed, dtype, unit.device, log,
-                                shadow_steps=unit.shadow_steps, parallel=unit.parallel)
-    else:
-        result = train_independent(unit.recipe, data, unit.seed, dtype, unit.device, log)
-    result.tolerance = tol if result.mode == "lockstep" else None
-    if result.mode == "lockstep" and tol is not None and unit.control and result.max_loss_rel_diff > tol:
-        # Out of tolerance: is it the twins or the training? Run the scratch twin against itself.
-        result.control_loss_rel_diff = train_control(unit.recipe, data, unit.seed, dtype, log)
+    with np.errstate(**(unit.recipe.numpy_errors or {})):
+        if unit.mode == "lockstep":
+            result = train_lockstep(unit.recipe, data, unit.seed, dtype, unit.device, log,
+                                    shadow_steps=unit.shadow_steps, parallel=unit.parallel)
+        else:
+            result = train_independent(unit.recipe, data, unit.seed, dtype, unit.device, log)
+        result.tolerance = tol if result.mode == "lockstep" else None
+        if result.mode == "lockstep" and tol is not None and unit.control and result.max_loss_rel_diff > tol:
+            # Out of tolerance: is it the twins or the training? Run the scratch twin against itself.
+            result.control_loss_rel_diff = train_control(unit.recipe, data, unit.seed, dtype, log)
     if unit.light:
         model = result.models.get("scratch")
         if model is not None:

@@ -14,9 +14,11 @@ numbers come from; ``fit`` only walks the epochs:
 Each epoch is a permutation (PyTorch's ``shuffle=True``), not the book's sampling
 with replacement, so every image is seen once per epoch.
 """
+import contextvars
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -87,6 +89,9 @@ class Recipe:
     param_groups: Optional[Callable] = None  # model -> the optimizer's parameter groups (default: all parameters)
     classification: bool = True  # accuracy is measured; otherwise only the loss
     eval_train: bool = True  # also evaluate on the whole training set (False: test set only)
+    # np.errstate while the unit trains, in whatever process and thread it runs (e.g. over="ignore" where
+    # the overflow is the experiment's point): an experiment's own ``with np.errstate`` does not reach a worker
+    numpy_errors: Optional[dict] = None
     tag: str = ""
     label: str = ""
 
@@ -195,7 +200,14 @@ class TorchTwin:
             self.scheduler = cls(self.optimizer, **recipe.scheduler_kwargs)
 
     def _tensor(self, a):
-        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        a = np.ascontiguousarray(a)
+        if a.flags.writeable:
+            return torch.from_numpy(a).to(self.device)
+        # Data a Dask worker keeps read-only for later maps (experiments.packing): torch only reads the
+        # batches and evaluation sets it is given, so its warning about non-writable arrays says nothing here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            return torch.from_numpy(a).to(self.device)
 
     def step(self, x, t) -> float:
         out = self.model(self._tensor(x))
@@ -412,7 +424,10 @@ class TwinSteps:
             return out, None if shadow_batch is None else self._one(self.shadow_twin, shadow_batch)[0]
         from concurrent.futures import wait
 
-        future = self.pool.submit(self._one, self.twins[self.aside], batches[self.aside])
+        # In a copy of this thread's context: np.errstate is a context variable, and the caller's settings
+        # must hold in the other twin's step as in this one's.
+        future = self.pool.submit(contextvars.copy_context().run, self._one, self.twins[self.aside],
+                                  batches[self.aside])
         try:
             out = {k: self._one(tw, b) for k, (tw, b) in enumerate(zip(self.twins, batches)) if k != self.aside}
             loss64 = None if shadow_batch is None else self._one(self.shadow_twin, shadow_batch)[0]

@@ -6,6 +6,7 @@ cases run split (uneven parts, parts of one sample) and are held to the same
 tolerances as the serial code.
 """
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -93,6 +94,21 @@ def test_an_exception_in_a_part_reaches_the_caller(split_everything):
     with pytest.raises(ValueError, match="part failed"):
         parallel.parts(fail, 6)
     assert parallel.parts(lambda a, b: b - a, 6) == [2, 2, 2], "the pool still works"
+
+
+def test_parts_on_the_pool_obey_the_callers_numpy_error_settings(split_everything):
+    """np.errstate is a context variable: each part runs in a copy of the caller's context, so an overflow
+    raises (or stays quiet) in every part, not only in the one on the calling thread."""
+    def overflow(start, stop):
+        return np.exp(np.full(stop - start, 1000.0))
+
+    with np.errstate(over="raise"):
+        for k in range(3):  # whichever part overflows first, the error reaches the caller
+            with pytest.raises(FloatingPointError):
+                parallel.parts(lambda a, b, k=k: overflow(a, b) if a == 3 * k else np.zeros(b - a), 9)
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert all(np.isinf(p).all() for p in parallel.parts(overflow, 9))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -89,3 +89,23 @@ def test_twins_choice_and_auto():
 
     assert parallel_twins("auto", 1) == (_cores() >= 2)
     assert not parallel_twins("auto", _cores())  # 2 x threads cores needed
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_numpy_error_settings_hold_in_the_twins_thread_and_the_unit(parallel):
+    """A recipe's numpy_errors apply where the unit trains, and in the scratch twin's own thread when the twins
+    step side by side (np.errstate is a context variable: a thread of a pool does not see the caller's)."""
+    import warnings
+
+    from experiments.lockstep import TrainUnit, train_unit
+
+    blowing_up = recipe(optimizer_kwargs=dict(lr=1e30), scheduler=None, epochs=2)  # overflows within a few steps
+    unit = TrainUnit(blowing_up, "lockstep", 0, "float64", parallel=parallel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning from NumPy fails the test
+        unit.recipe.numpy_errors = dict(over="ignore", invalid="ignore")
+        result, _ = train_unit(unit, blobs())
+    assert not np.isfinite(result.history["scratch"]["loss"]).all()  # it did overflow, quietly
+    unit.recipe.numpy_errors = dict(over="raise", invalid="raise")
+    with pytest.raises(FloatingPointError):
+        train_unit(unit, blobs())

@@ -29,6 +29,7 @@ writes its own rows, and sums over the batch (a weight gradient) are made of
 fixed chunks whose partial sums are added in chunk order (``summed``).
 """
 import contextlib
+import contextvars
 import numbers
 import os
 import threading
@@ -163,7 +164,9 @@ def _on_threads(n: int, work) -> list:
     """
     pool = _executor()
     with blas_threads(1):
-        futures = [pool.submit(_run, work, k) for k in range(1, n)]
+        # Each part in a copy of the caller's context: np.errstate is a context variable, so a part on the
+        # pool warns, ignores or raises as the part in this thread does.
+        futures = [pool.submit(contextvars.copy_context().run, _run, work, k) for k in range(1, n)]
         try:
             first = _run(work, 0)
         finally:
