@@ -6,7 +6,7 @@ import numpy as np
 
 from experiments.compare import lockstep_tolerance
 from experiments.results import jsonable
-from experiments.shadow import AS_ACCURATE, error_ratio_verdict, interval_text
+from experiments.shadow import AS_ACCURATE, error_ratio_verdict, interval_text, settle_text
 from experiments.writing import environment_markdown, fmt, markdown_table, tolerance_text
 from torch_ref.precision import describe as describe_device
 
@@ -69,7 +69,7 @@ def parity_rows(results, extra) -> list:
             worst += "; " + (", ".join(marks) if marks else f"never above {DRIFT_MARKS[0]:g}")
         if r.shadow is not None:
             v = error_ratio_verdict(r.shadow["err"]["scratch"], r.shadow["err"]["torch"])
-            settle = f"; about {v['steps_to_settle']} steps would settle it" if v["steps_to_settle"] else ""
+            settle = f"; {settle_text(v['steps_to_settle'])}" if v["steps_to_settle"] else ""
             rows.append({"figure": f"{r.label}: float32 error against the float64 shadow, scratch / torch "
                                    f"(median over {v['steps']} steps{interval_text(v)}, block bootstrap, blocks of "
                                    f"{v['block']} steps; 90th percentile {fmt(v['p90_ratio'])}; median errors "

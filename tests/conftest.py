@@ -185,3 +185,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def sigint_reaches_children():
+    """A test that sends SIGINT to a command it starts: make sure the command can receive it.
+
+    A process started with SIGINT ignored (``nohup``, ``&`` in a shell without job control) passes the
+    ignoring on to every child, and Python then installs no KeyboardInterrupt handler: the command would
+    never see the test's Ctrl-C. Python's own handler here for the test's length lets the child start with
+    the default disposition (a caught signal is reset to the default on exec, an ignored one is not)."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if before == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, before)

@@ -110,7 +110,7 @@ def test_what_the_file_prints_goes_to_stderr_and_the_json_stays_whole(capfd):
     assert code == 0 and list(records) == ["Relu"] and "hello from the learner's file" in err
 
 
-def test_each_line_is_printed_as_soon_as_its_layer_is_checked(tmp_path):
+def test_each_line_is_printed_as_soon_as_its_layer_is_checked(tmp_path, sigint_reaches_children):
     """The table streams: the first layer's line is on stdout while the second layer still loops."""
     import signal
     import subprocess

@@ -592,7 +592,7 @@ def test_a_failed_training_names_its_own_units(tmp_path):
                             "ValueError: relu broke")
 
 
-def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, sigint_reaches_children):
     """kill -INT during a run: one line, no traceback, exit status 130, the previous report as it was."""
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "experiments", "run", "two_layer_mnist", "--profile", "tiny", "--out", str(out)]
