@@ -129,7 +129,7 @@ class Report:
     def add_failure(self, failure) -> None:
         self._failures.append(failure)
 
-    def place(self, where: str, seconds: float = 0.0) -> None:
+    def place(self, where: str, seconds: float) -> None:
         self._placements[where] = self._placements.get(where, 0) + 1
         self._unit_seconds += seconds
 
